@@ -1,0 +1,66 @@
+"""Step 1 — Data: upload logs into the local DuckDB database, preview them, drop what you do not need."""
+
+import uuid
+
+import streamlit as st
+
+from deconfound import paths
+from deconfound.store import safe_table_name
+from ui.common import get_store, page_setup, table_picker, user_errors
+
+page_setup("1 · Data", "📥")
+st.markdown("Upload your logs as **CSV** (comma, tab, semicolon or pipe separated; UTF-8 or Latin-1) or "
+            "**Parquet**. Each file becomes a table in the studio's DuckDB database; nothing is overwritten "
+            "unless you say so.")
+
+store = get_store()
+
+uploaded = st.file_uploader("Logs file", type=["csv", "tsv", "txt", "parquet", "pq"], key="upload")
+if uploaded is not None:
+    default_name = safe_table_name(uploaded.name)
+    name = st.text_input("Table name", value=default_name, key="upload_name",
+                         help="Letters, digits and underscores. Suggested from the file name.")
+    clash = name in store.tables()
+    mode = "new"
+    if clash:
+        st.warning(f"A table named `{name}` already exists.")
+        mode = st.radio("What should happen?", ["Keep both (load under a new name)", "Replace the existing table"],
+                        key="clash_mode")
+        mode = "replace" if mode.startswith("Replace") else "new"
+    if st.button("Load into database", type="primary", key="ingest"):
+        with user_errors("Loading the file"), st.status(f"Loading {uploaded.name}…", expanded=True) as status:
+            # Stage the upload inside the project's uploads folder under a generated name:
+            # the user's file name never becomes a path.
+            staged = paths.uploads_dir() / f"{uuid.uuid4().hex}.upload"
+            status.write("Saving the upload…")
+            with open(staged, "wb") as fh:
+                fh.write(uploaded.getbuffer())
+            try:
+                status.write("Streaming it into DuckDB…")
+                result = store.ingest(staged, table=name, replace=(mode == "replace"),
+                                      display_name=uploaded.name)
+            finally:
+                staged.unlink(missing_ok=True)
+            status.update(label=result.summary(), state="complete")
+            st.session_state["table"] = result.table
+            st.success(result.summary() + " Next: tag its columns on **Roles**.")
+
+st.divider()
+table = table_picker(store)
+if table:
+    with user_errors("Reading the table"):
+        desc = store.describe(table)
+        st.subheader(f"`{table}` — {desc.rows:,} rows × {len(desc.columns)} columns")
+        st.dataframe(store.preview(table, 50), width="stretch", hide_index=True)
+        st.markdown("**Columns** — type, missing values, distinct values and range")
+        st.dataframe(desc.columns, width="stretch", hide_index=True)
+    with st.expander("Delete this table"):
+        st.caption("Removes the table, its roles and derived columns from the database. Runs already "
+                   "launched keep their own snapshot.")
+        confirm = st.checkbox(f"Yes, delete `{table}`", key="confirm_drop")
+        if st.button("Delete", disabled=not confirm, key="drop"):
+            with user_errors("Deleting the table"):
+                store.drop(table)
+                st.session_state.pop("table", None)
+                st.success(f"Deleted `{table}`.")
+                st.rerun()

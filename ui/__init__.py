@@ -1,0 +1,1 @@
+"""Streamlit-only helpers shared by app.py and pages/ (the package `deconfound` never imports Streamlit)."""
