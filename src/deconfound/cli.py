@@ -117,6 +117,223 @@ def cmd_demo(args) -> None:
     emit(args, {"tables": tables}, "demo tables ready (tagged): " + ", ".join(tables))
 
 
+# ------------------------------------------------------------------ diagnose, estimate
+def cmd_diagnose(args) -> None:
+    from .diagnostics import DiagnosticsConfig, diagnose
+    config = DiagnosticsConfig(embeddings=args.embeddings, marker_rows=args.marker_rows,
+                               min_support=args.min_support)
+    report = diagnose(_store(args), args.table, config, scores=args.score)
+    emit(args, report.to_dict(), report.summary(top=args.top))
+
+
+def cmd_estimate(args) -> None:
+    from .estimators import EstimatorConfig, estimate, write_deconfounded_column
+    store = _store(args)
+    config = EstimatorConfig(time_effects=not args.no_time_effects, embeddings=args.embeddings, folds=args.folds)
+    result = estimate(store, args.table, args.method, config)
+    payload, text = result.to_dict(), result.summary()
+    if args.write_column:
+        meta = write_deconfounded_column(store, args.table, result, name=args.write_column, replace=args.replace)
+        payload["written_column"] = {k: v for k, v in meta.items() if k != "estimate"}
+        text += (f"\n\nwrote column '{meta['column']}' = {meta['formula']} to '{args.table}' "
+                 f"(the original '{result.outcome}' is unchanged)")
+    emit(args, payload, text)
+
+
+# ------------------------------------------------------------------ compare, report, export
+def _run_dir(args) -> Path:
+    from .jobs import job_dir
+    return job_dir(args.run_dir)
+
+
+def _markers_arg(raw: str | None) -> dict | None:
+    """--markers: a JSON object {group: [words]}, a path to one, or comma-separated words (one group each)."""
+    if not raw:
+        return None
+    text = Path(raw).read_text(encoding="utf-8") if Path(raw).is_file() else raw
+    if text.lstrip().startswith("{"):
+        try:
+            groups = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"--markers is not valid JSON ({exc.msg}): give {{\"group\": [\"word\", ...]}}")
+        if not isinstance(groups, dict):
+            raise UsageError("--markers JSON must be an object {group: [word, ...]}")
+        return {str(k): [v] if isinstance(v, str) else list(v) for k, v in groups.items()}
+    return {w.strip(): [w.strip()] for w in text.split(",") if w.strip()}
+
+
+def _eval_config(args):
+    from .evaluation import EvalConfig
+    return EvalConfig(scorer=args.scorer, markers=_markers_arg(args.markers), reference=args.reference,
+                      n_boot=args.n_boot, seed=args.seed)
+
+
+def cmd_compare(args) -> None:
+    from .evaluation import compare
+    result = compare(_run_dir(args), _eval_config(args))
+    emit(args, result.to_dict(), result.summary())
+
+
+def cmd_report(args) -> None:
+    from .evaluation import compare, reward_truth_points
+    from .report import write_report
+    run_dir = _run_dir(args)
+    result = compare(run_dir, _eval_config(args))
+    points = reward_truth_points(run_dir) if args.scatter else None
+    out = write_report(run_dir, args.out, result=result, reward_points=points)
+    emit(args, {"report": str(out)}, f"wrote {out}")
+
+
+def cmd_export(args) -> None:
+    from .evaluation import compare
+    from .report import export_generations, export_metrics, export_model, write_report
+    run_dir = _run_dir(args)
+    out = Path(args.out) if args.out else run_dir / "outputs"
+    out.mkdir(parents=True, exist_ok=True)
+    result = compare(run_dir, _eval_config(args))
+    written = {"generations": export_generations(run_dir, out / "generations.csv", result),
+               "metrics": export_metrics(run_dir, out / "metrics.json", result),
+               "report": write_report(run_dir, out / "report.html", result=result)}
+    for name in args.model or []:
+        written[name] = export_model(run_dir, name, out / name, merge=not args.adapter, result=result)
+    emit(args, {k: str(v) for k, v in written.items()}, "\n".join(f"{k:12s} {v}" for k, v in written.items()))
+
+
+# ------------------------------------------------------------------ training jobs
+def _train_config(args):
+    from .pipeline import apply_overrides, load_config_file, parse_overrides, preset_config
+    overrides = parse_overrides(args.set or [])
+    if args.methods:
+        overrides["methods"] = args.methods
+    if args.model:
+        overrides["model.name"] = args.model
+    if args.dpo:
+        overrides["run_dpo"] = True
+    if args.config:
+        if args.table or args.preset:
+            raise UsageError("train: give either --config FILE or --table/--preset, not both")
+        return apply_overrides(load_config_file(args.config, store=_store(args)), overrides)
+    if not args.table:
+        raise UsageError("train: give --table TABLE --preset {smoke,cpu,gpu} (or --config RUN.json)")
+    if not args.preset:
+        raise UsageError("train: choose --preset smoke (minutes, tiny model), cpu (laptop demo) or gpu (paper scale)")
+    return preset_config(args.preset, args.table, store=_store(args), overrides=overrides)
+
+
+def _job_payload(status: dict) -> dict:
+    keys = ("state", "progress", "stage", "message", "eta_s", "summary", "log_tail")
+    return {"job_id": status.get("id"), "run_dir": status.get("run_dir")} | \
+        {k: status.get(k) for k in keys if status.get(k) is not None}
+
+
+def _follow(args, job_id: str) -> int:
+    """Print progress lines (stderr) until the job ends; Ctrl-C cancels it. Exit 0 only when completed."""
+    from . import jobs
+    shown = {"line": None}
+
+    def show(status: dict) -> None:
+        step = f" step {status['stage_step']}/{status['stage_total']}" if status.get("stage_total") else ""
+        eta = f"  eta {jobs.format_seconds(status['eta_s'])}" if status.get("eta_s") else ""
+        line = f"{float(status.get('progress') or 0):6.1%}  {status.get('stage') or status.get('state')}{step}{eta}"
+        if line != shown["line"]:
+            print(line, file=sys.stderr, flush=True)
+            shown["line"] = line
+
+    try:
+        status = jobs.wait_job(job_id, poll_s=1.0, on_update=show)
+    except KeyboardInterrupt:
+        print(f"stopping job {job_id} (resume it later with `deconfound resume {job_id}`)", file=sys.stderr)
+        jobs.cancel_job(job_id)
+        raise
+    text = f"job {status['id']} {status['state']}: {status.get('message', '')}\nrun folder: {status['run_dir']}"
+    if status["state"] == "failed":
+        text += "\nlast log lines:\n  " + "\n  ".join(status.get("log_tail") or [])
+        text += f"\nresume with: deconfound resume {status['id']}"
+    emit(args, _job_payload(status), text)
+    return 0 if status["state"] == "completed" else 1
+
+
+def cmd_train(args) -> int:
+    from . import jobs
+    config = _train_config(args)
+    job = jobs.create_job(config, store=_store(args))
+    if args.prepare:
+        local = " ".join(jobs.worker_command(job.run_dir))
+        cluster = jobs.accelerate_command(job.id, max(1, args.processes))
+        emit(args, {"job_id": job.id, "run_dir": str(job.run_dir), "state": "queued", "command": local,
+                    "accelerate_command": cluster, "notes": config.notes},
+             f"prepared job {job.id} (not started)\nrun folder: {job.run_dir}\nrun it here:   {local}\n"
+             f"or with accelerate: {cluster}\nthen copy the run folder back into {job.run_dir.parent}")
+        return 0
+    jobs.start_job(job.id, num_processes=max(1, args.processes))
+    for note in config.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if args.detach:
+        status = jobs.job_status(job.id)
+        emit(args, _job_payload(status) | {"notes": config.notes},
+             f"started job {job.id}\nrun folder: {job.run_dir}\n"
+             f"follow: deconfound jobs   cancel: deconfound cancel {job.id}")
+        return 0
+    print(f"job {job.id}: {job.run_dir}", file=sys.stderr)
+    return _follow(args, job.id)
+
+
+def cmd_jobs(args) -> None:
+    from . import jobs
+    rows = jobs.list_jobs()
+    emit(args, rows, "\n".join(jobs.format_job_line(r) for r in rows) or
+         "no jobs yet: `deconfound train --table T --preset smoke`")
+
+
+def cmd_cancel(args) -> None:
+    from . import jobs
+    status = jobs.cancel_job(args.job_id)
+    emit(args, _job_payload(status), f"job {status['id']} {status['state']}")
+
+
+def cmd_resume(args) -> int:
+    from . import jobs
+    job = jobs.resume_job(args.job_id, num_processes=max(1, args.processes))
+    if args.detach:
+        status = jobs.job_status(job.id)
+        emit(args, _job_payload(status), f"resumed job {job.id}\nrun folder: {job.run_dir}")
+        return 0
+    return _follow(args, job.id)
+
+
+def cmd_generate(args) -> None:
+    from .jobs import job_dir
+    from .pipeline import generate_for_run, read_prompts
+    run_dir = job_dir(args.run)
+    contexts = read_prompts(args.prompts)
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+    try:
+        seeds = [int(s) for s in str(args.seed).split(",") if s.strip()]
+    except ValueError as exc:
+        raise UsageError(f"generate: --seed takes integers, e.g. 0 or 0,1,2 (got {args.seed!r})") from exc
+    frame = generate_for_run(run_dir, contexts, models=models, seeds=seeds, max_new_tokens=args.max_new_tokens)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(out, index=False)
+        emit(args, {"out": str(out), "rows": len(frame), "models": sorted(frame["model"].unique())},
+             f"wrote {len(frame)} generations ({frame['model'].nunique()} models × {len(contexts)} prompts) to {out}")
+    elif args.json:
+        print(json.dumps(frame.to_dict(orient="records"), indent=2, default=_json_default))
+    else:
+        frame.to_csv(sys.stdout, index=False)
+
+
+def _add_eval_options(p) -> None:
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder or job id")
+    p.add_argument("--scorer", default="sentiment", help="'sentiment' (default) or 'reward:<method>'")
+    p.add_argument("--markers", help='marker groups: JSON {"group": ["word", ...]}, a JSON file, or '
+                                     "comma-separated words (default: team regions for the demo)")
+    p.add_argument("--reference", default="sft", help="model the others are tested against (default sft)")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+
+
 # ------------------------------------------------------------------ parser
 def build_parser() -> argparse.ArgumentParser:
     """All subcommands; each has --db and --json."""
@@ -169,6 +386,86 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replace", action="store_true", help="reload them even if present")
     p.set_defaults(func=cmd_demo)
 
+    p = sub.add_parser("diagnose", parents=[common], help="time patterns, spurious markers, entanglement, leakage")
+    p.add_argument("--table", required=True)
+    p.add_argument("--embeddings", choices=["tfidf", "minilm"], default="tfidf",
+                   help="text features for the entanglement check (minilm: slower, cached)")
+    p.add_argument("--score", action="append", help="audit this score column for temporal leakage (repeat; "
+                                                    "default: the table's derived columns)")
+    p.add_argument("--marker-rows", type=int, default=50_000, help="scan a sample of at most this many rows")
+    p.add_argument("--min-support", type=float, default=0.005, help="minimum share of rows containing a phrase")
+    p.add_argument("--top", type=int, default=10, help="markers listed per group in the text output")
+    p.set_defaults(func=cmd_diagnose)
+
+    p = sub.add_parser("estimate", parents=[common], help="estimate the confounder effect (OLS, IV, DML)")
+    p.add_argument("--table", required=True)
+    p.add_argument("--method", choices=["ols", "iv", "dml"], default="iv", help="estimator (default iv)")
+    p.add_argument("--write-column", metavar="NAME", help="write the deconfounded outcome y - h(C) as a new column")
+    p.add_argument("--replace", action="store_true", help="replace a deconfounded column of the same name")
+    p.add_argument("--no-time-effects", action="store_true", help="leave out weekday/month fixed effects")
+    p.add_argument("--embeddings", choices=["tfidf", "minilm"], default="tfidf", help="DML text features")
+    p.add_argument("--folds", type=int, default=5, help="DML cross-fitting folds")
+    p.set_defaults(func=cmd_estimate)
+
+    p = sub.add_parser("compare", parents=[common], help="compare the models of a run (Table 1 and 2)")
+    _add_eval_options(p)
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("report", parents=[common], help="write a self-contained HTML report of a run")
+    _add_eval_options(p)
+    p.add_argument("--out", required=True, help="output .html file")
+    p.add_argument("--scatter", action="store_true", help="add reward-vs-truth scatter plots (loads the reward models)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("export", parents=[common], help="generations CSV, metrics JSON, HTML report, models")
+    _add_eval_options(p)
+    p.add_argument("--out", help="output folder (default RUN_DIR/outputs)")
+    p.add_argument("--model", action="append", help="also export this model (e.g. rl_deconfounded) as a "
+                                                   "Hugging Face folder with a model card; repeat for several")
+    p.add_argument("--adapter", action="store_true", help="export LoRA adapters as they are instead of merged models")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("train", parents=[common], help="train and compare generators in a background job")
+    p.add_argument("--config", help="a training config JSON (an earlier run's config.json, or a partial one)")
+    p.add_argument("--table", help="the tagged table to learn from")
+    p.add_argument("--preset", choices=["smoke", "cpu", "gpu"],
+                   help="smoke: tiny model, minutes; cpu: SmolLM2-135M + LoRA on a laptop; gpu: paper scale")
+    p.add_argument("--methods", help="comma-separated reward methods (default: the paper's set): oracle, "
+                                     "oracle_noise, naive, confounder_text, confounder_layer, odin, deconfounded")
+    p.add_argument("--model", help="generator: smollm2-135m, tiny, a local model folder or a cached HF id")
+    p.add_argument("--dpo", action="store_true", help="also train a DPO model per method")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="change a setting, e.g. rl.max_steps=20 or n_eval_prompts=100; repeat for several")
+    p.add_argument("--processes", type=int, default=1,
+                   help="run under `accelerate launch` with N processes (several GPUs)")
+    p.add_argument("--detach", action="store_true", help="start the job and return (prints its id and folder)")
+    p.add_argument("--prepare", action="store_true",
+                   help="only create the run folder and print the commands that run it (e.g. on a cluster)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("jobs", parents=[common], help="list training jobs: id, state, progress, run folder")
+    p.set_defaults(func=cmd_jobs)
+
+    p = sub.add_parser("cancel", parents=[common], help="stop a running job (it can be resumed)")
+    p.add_argument("job_id", metavar="ID", help="job id (or run folder)")
+    p.set_defaults(func=cmd_cancel)
+
+    p = sub.add_parser("resume", parents=[common], help="continue a failed or cancelled job from its last checkpoint")
+    p.add_argument("job_id", metavar="ID", help="job id (or run folder)")
+    p.add_argument("--processes", type=int, default=1, help="run under `accelerate launch` with N processes")
+    p.add_argument("--detach", action="store_true", help="restart the job and return")
+    p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser("generate", parents=[common], help="write texts for new prompts with a run's models")
+    p.add_argument("--run", required=True, metavar="RUN_DIR", help="run folder or job id")
+    p.add_argument("--prompts", required=True, metavar="FILE",
+                   help=".txt with one context per line, or .csv with a 'context' column")
+    p.add_argument("--models", help="comma-separated model names (default: all, e.g. base,sft,rl_deconfounded)")
+    p.add_argument("--seed", default="0", help="sampling seed(s), e.g. 0 or 0,1,2")
+    p.add_argument("--max-new-tokens", type=int, default=None, help="tokens per text (default: the run's)")
+    p.add_argument("--out", help="write a CSV here (default: CSV on stdout)")
+    p.set_defaults(func=cmd_generate)
+
     return parser
 
 
@@ -191,8 +488,8 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "func", None):
             parser.print_help()
             return EXIT_USER_ERROR
-        args.func(args)
-        return 0
+        code = args.func(args)
+        return code if isinstance(code, int) else 0
     except DeconfoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -1,0 +1,151 @@
+"""Step 6 — Compare: the models of a finished run side by side, with intervals, markers and exports."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from deconfound import evaluation, jobs, report
+from ui.common import page_setup, user_errors
+
+page_setup("6 · Compare", "⚖️")
+st.markdown(
+    "Each finished run generated text for held-out prompts with every model it trained: the **base** "
+    "model, **SFT** (imitates the logs), **naive RL** (rewarded by the raw outcome), the **baselines** and "
+    "the **deconfounded** model (rewarded by the outcome with the confounders removed). Here you see which "
+    "one writes better text, and which one learned to lean on spurious markers such as naming a popular team."
+)
+
+
+@st.cache_data(show_spinner="Scoring every generation…", max_entries=8)
+def load_comparison(run_dir: str, stamp: float, scorer: str, markers: str, reference: str):
+    """The comparison of one run (cached until generations.csv changes)."""
+    config = evaluation.EvalConfig(scorer=scorer, markers=json.loads(markers) if markers else None,
+                                   reference=reference)
+    return evaluation.compare(run_dir, config)
+
+
+@st.cache_data(show_spinner="Scoring validation rows with each reward model…", max_entries=4)
+def load_points(run_dir: str, stamp: float):
+    return evaluation.reward_truth_points(run_dir)
+
+
+def parse_markers(text: str) -> str:
+    """The sidebar's marker box → JSON text ('' keeps the run's default)."""
+    text = text.strip()
+    if not text:
+        return ""
+    if text.startswith("{"):
+        groups = json.loads(text)
+        return json.dumps({str(k): [v] if isinstance(v, str) else list(v) for k, v in groups.items()})
+    return json.dumps({w.strip(): [w.strip()] for w in text.split(",") if w.strip()})
+
+
+runs = [j for j in jobs.list_jobs() if (Path(j["run_dir"]) / "generations.csv").is_file()]
+if not runs:
+    st.info("No run has generations yet. Launch one on **Train**; when it has finished, its models appear here.")
+    st.stop()
+
+labels = {j["run_dir"]: f"{j['id']} · {j.get('table') or '?'} · {j['state']}" for j in runs}
+run_dir = st.sidebar.selectbox("Run", list(labels), format_func=labels.get, key="compare_run",
+                               help="Runs that have finished generating (newest first).")
+methods = sorted(p.parent.name for p in Path(run_dir).glob("rewards/*/config.json"))
+scorer = st.sidebar.selectbox("Quality measure", ["sentiment"] + [f"reward:{m}" for m in methods], key="scorer",
+                              help="Sentiment is the simulation's true quality. A reward model scores text the way "
+                                   "that method's reward saw it.")
+markers_text = st.sidebar.text_area(
+    "Markers to count", key="markers", placeholder='Happy, Monday   or   {"East": ["Boston", "New York"]}',
+    help="Words whose use you want to track, as comma-separated words or JSON groups. Empty: the team names per "
+         "region for the demo data.")
+stamp = (Path(run_dir) / "generations.csv").stat().st_mtime
+
+result = None
+with user_errors("Comparing the models"):
+    try:
+        markers = parse_markers(markers_text)
+    except json.JSONDecodeError as exc:
+        st.sidebar.error(f"The markers are not valid JSON ({exc.msg}); counting the default markers instead.")
+        markers = ""
+    result = load_comparison(run_dir, stamp, scorer, markers, "sft")
+if result is None:
+    st.stop()
+
+st.subheader("What this run shows")
+st.info(result.conclusion())
+
+st.subheader("Models side by side")
+level = int(result.config["level"] * 100)
+table = result.table1()
+shown = pd.DataFrame({
+    "model": table["label"], "generations": table["n"],
+    "quality": [f"{q:.3f}{evaluation.stars(p)}" for q, p in zip(table["quality"], table["quality_p"])],
+    f"{level}% CI": [f"{lo:.3f} – {hi:.3f}" for lo, hi in zip(table["quality_lo"], table["quality_hi"])],
+})
+for group in result.marker_groups:
+    shown[f"names {group}"] = [f"{c} ({r:.1%}){evaluation.stars(p)}" for c, r, p in
+                               zip(table[f"{group}_count"], table[f"{group}_rate"], table[f"{group}_p"])]
+shown["length"] = table["length"].round(1)
+shown["distinct-2"] = table["distinct_2"].round(3)
+shown["repetition"] = table["repetition"].round(3)
+st.dataframe(shown, hide_index=True, width="stretch")
+st.caption(f"Quality = {result.scorer_label}. Stars mark a difference from SFT (* p<0.05, ** p<0.01, "
+           "*** p<0.001). Marker columns count generations that name the group. Distinct-2: share of word pairs "
+           "that are new (higher = more varied); repetition: share of repeated words inside a text.")
+
+st.markdown("**Mean quality with its interval**")
+st.altair_chart(report.quality_chart(result), width="stretch")
+if result.marker_groups:
+    st.markdown("**How often each model names each marker group** (bars: share of generations; lines: interval)")
+    st.altair_chart(report.marker_chart(result), width="content")
+else:
+    st.caption("No markers counted: give words to track in the sidebar.")
+
+points = evaluation.cached_reward_points(run_dir)
+if result.reward_truth_corr:
+    st.subheader("How well each reward follows true quality")
+    st.caption("Pearson correlation between each reward model's score and the true quality (simulation only). "
+               "A reward that correlates poorly teaches the model the wrong thing.")
+    st.dataframe(result.table2()[["label", "train", "valid"]].rename(columns={"label": "reward method"}),
+                 hide_index=True)
+    if points is None and st.button("Draw reward-vs-truth scatter", key="scatter",
+                                    help="Scores a sample of validation rows with every reward model."):
+        with user_errors("Scoring the validation rows"):
+            points = load_points(run_dir, stamp)
+    if points is not None and len(points):
+        st.altair_chart(report.scatter_chart(points))
+
+st.subheader("Generations for chosen prompts")
+generations = evaluation.load_generations(run_dir)
+prompts = generations.drop_duplicates("prompt_id")[["prompt_id", "context"]]
+chosen = st.multiselect("Prompts", prompts["prompt_id"].tolist(), default=prompts["prompt_id"].tolist()[:3],
+                        key="prompts", format_func=lambda pid: f"{pid}: " + str(
+                            prompts.loc[prompts["prompt_id"] == pid, "context"].iloc[0])[:80])
+models = st.multiselect("Models", list(result.models), default=list(result.models), key="models",
+                        format_func=evaluation.model_label)
+if chosen and models:
+    st.markdown(report.generations_table_html(generations, models, result.marker_groups, prompt_ids=chosen),
+                unsafe_allow_html=True)  # every generated text is HTML-escaped before markers are added
+
+st.subheader("Export")
+st.caption("Generations with their scores (CSV), every metric (JSON), a report that opens offline (HTML), "
+           "or a trained model as a Hugging Face folder with a model card.")
+with user_errors("Preparing the exports"):
+    name = Path(run_dir).name
+    c1, c2, c3 = st.columns(3)
+    csv_path = report.export_generations(run_dir, result=result)
+    c1.download_button("Generations (CSV)", csv_path.read_bytes(), f"{name}-generations.csv", "text/csv",
+                       key="dl_csv")
+    c2.download_button("Metrics (JSON)", json.dumps(report.metrics_payload(run_dir, result), indent=2),
+                       f"{name}-metrics.json", "application/json", key="dl_json")
+    c3.download_button("Report (HTML)", report.render_report(Path(run_dir), result, points),
+                       f"{name}-report.html", "text/html", key="dl_html")
+trained = list(report.run_model_folders(run_dir))
+if trained:
+    pick, how = st.columns(2)
+    model_name = pick.selectbox("Model to export", trained, key="export_model", format_func=evaluation.model_label)
+    merge = how.radio("As", ["merged model", "LoRA adapter"], key="export_how", horizontal=True) == "merged model"
+    if st.button("Export as a Hugging Face folder", key="export"):
+        with user_errors("Exporting the model"), st.spinner("Writing the model folder…"):
+            out = report.export_model(run_dir, model_name, merge=merge, result=result)
+            st.success(f"Written to `{out}` (with a README.md model card).")

@@ -1,0 +1,603 @@
+"""Training jobs: one run folder per job, a worker process per run, status that survives restarts.
+
+A job is its folder under `paths.runs_dir()/<job_id>/` (layout in docs/ARCHITECTURE.md). The dashboard
+and the CLI create the folder (config + a Parquet snapshot of the table, so the worker never opens the
+app's DuckDB file), then start `python -m deconfound.worker RUN_DIR` as a separate OS process in its own
+process group. The worker owns `status.json` while it lives; this module writes it only once the worker
+is gone (dead-worker detection, cancel). No torch here: the dashboard imports this module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import paths
+from .errors import DeconfoundError, NotFoundError
+
+ACTIVE_STATES = ("queued", "running")
+FINAL_STATES = ("completed", "failed", "cancelled")
+LOG_TAIL_LINES = 20
+CANCEL_GRACE_S = 10.0  # SIGTERM lets the worker stop at its next step; after this, SIGKILL
+JOB_ID_RE = re.compile(r"^[0-9]{8}-[0-9]{6}-[a-z0-9]{4,8}$")
+LOG_LINE_RE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[")  # the worker's own log lines
+_children: dict[str, subprocess.Popen] = {}  # job id -> worker started by this process (poll() reaps it)
+
+
+def now_iso() -> str:
+    """UTC time as ISO-8601 text (what status.json holds)."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def new_job_id() -> str:
+    """A sortable, unique job id: local timestamp + a short random suffix (20250101-120000-ab12)."""
+    return datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+# ---------------------------------------------------------------------------- the run folder
+class RunFolder:
+    """Reads and writes the files of one run folder (status, metrics, samples, stages, log)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    # named files
+    config_path = property(lambda self: self.path / "config.json")
+    status_path = property(lambda self: self.path / "status.json")
+    process_path = property(lambda self: self.path / "process.json")  # who launched the worker, for liveness
+    log_path = property(lambda self: self.path / "log.txt")
+    metrics_path = property(lambda self: self.path / "metrics.jsonl")
+    samples_path = property(lambda self: self.path / "samples.jsonl")
+    stages_path = property(lambda self: self.path / "stages.json")
+    data_path = property(lambda self: self.path / "data.parquet")
+    generations_path = property(lambda self: self.path / "generations.csv")
+
+    def exists(self) -> bool:
+        """Whether this looks like a run folder (it has a config)."""
+        return self.config_path.is_file()
+
+    def config(self) -> dict:
+        """config.json as a dict."""
+        return read_json(self.config_path, default={})
+
+    def status(self) -> dict:
+        """status.json as stored (no liveness check: use `job_status` for that)."""
+        return read_json(self.status_path, default={})
+
+    def write_status(self, status: dict) -> None:
+        """Replace status.json atomically (temp file + os.replace: readers never see half a file)."""
+        write_json_atomic(self.status_path, status)
+
+    def update_status(self, **fields) -> dict:
+        """Merge fields into status.json (only for writers that know the worker is not running)."""
+        status = self.status() | fields | {"updated_at": now_iso()}
+        self.write_status(status)
+        return status
+
+    def append_metrics(self, record: dict) -> None:
+        """One JSON object per line in metrics.jsonl."""
+        append_jsonl(self.metrics_path, record)
+
+    def metrics(self) -> list[dict]:
+        """All metrics records (a half-written last line is skipped)."""
+        return read_jsonl(self.metrics_path)
+
+    def append_samples(self, records: list[dict]) -> None:
+        """Sample generations for the live panel (samples.jsonl)."""
+        for record in records:
+            append_jsonl(self.samples_path, record)
+
+    def samples(self, last: int | None = None) -> list[dict]:
+        """Sample generations, optionally only the last few."""
+        rows = read_jsonl(self.samples_path)
+        return rows[-last:] if last else rows
+
+    def stages(self) -> list[dict]:
+        """Finished stages, in order: [{"stage", "finished_at", "seconds", ...}]."""
+        return read_json(self.stages_path, default=[])
+
+    def finished(self, stage: str) -> bool:
+        """Whether a stage is recorded as finished (resume skips it)."""
+        return any(s.get("stage") == stage for s in self.stages())
+
+    def mark_finished(self, stage: str, **info) -> None:
+        """Record a finished stage in stages.json."""
+        stages = [s for s in self.stages() if s.get("stage") != stage]
+        stages.append({"stage": stage, "finished_at": now_iso(), **info})
+        write_json_atomic(self.stages_path, stages)
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> list[str]:
+        """The last lines of log.txt (empty if there is no log yet)."""
+        if not self.log_path.is_file():
+            return []
+        with open(self.log_path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 64 * 1024))
+            text = fh.read().decode("utf-8", errors="replace")
+        return [line.rstrip("\r") for line in text.splitlines()[-lines:]]
+
+
+def read_json(path: Path, default=None):
+    """A JSON file, or `default` when it is missing or unreadable (a crash mid-write never leaves one:
+    writes are atomic)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return default
+
+
+def write_json_atomic(path: Path, payload) -> None:
+    """Write JSON to a temp file in the same folder, then os.replace it over the target."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def append_jsonl(path: Path, record: dict) -> None:
+    """Append one JSON line (one write call, so concurrent readers see whole lines or none)."""
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record, default=_json_default) + "\n")
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """All complete JSON lines of a file (missing file: empty list)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    rows = []
+    for line in text.splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # a line being written right now
+            continue
+    return rows
+
+
+def _json_default(obj):
+    if hasattr(obj, "item"):  # numpy / torch scalars
+        value = obj.item()
+        return None if isinstance(value, float) and value != value else value
+    return str(obj)
+
+
+# ---------------------------------------------------------------------------- jobs
+@dataclass
+class Job:
+    """A training job: its id and run folder."""
+
+    id: str
+    run_dir: Path
+
+    @property
+    def folder(self) -> RunFolder:
+        """File access for this job's run folder."""
+        return RunFolder(self.run_dir)
+
+    def status(self) -> dict:
+        """Current status, with dead-worker detection (see `job_status`)."""
+        return job_status(self.id, runs_root=self.run_dir.parent)
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict: id, run_dir and the current status fields."""
+        return {"job_id": self.id, "run_dir": str(self.run_dir)} | self.status()
+
+    def summary(self) -> str:
+        """One line: id, state, progress, stage, folder."""
+        return format_job_line(self.to_dict() | {"id": self.id})
+
+
+def job_dir(job_id: str, runs_root: Path | None = None) -> Path:
+    """The run folder of a job id (also accepts a run-folder path); raises NotFoundError if absent."""
+    candidate = Path(str(job_id)).expanduser()
+    if candidate.is_dir() and RunFolder(candidate).exists():
+        return candidate.resolve()
+    root = Path(runs_root) if runs_root else paths.runs_dir()
+    if not JOB_ID_RE.match(str(job_id)) or not RunFolder(root / job_id).exists():
+        known = ", ".join(p.name for p in sorted(root.iterdir(), reverse=True)[:5]) if root.is_dir() else ""
+        raise NotFoundError(f"no job {job_id!r} in {root} (recent: {known or 'none'}; `deconfound jobs` lists them)")
+    return root / job_id
+
+
+def get_job(job_id: str, runs_root: Path | None = None) -> Job:
+    """The Job for an id or run-folder path."""
+    path = job_dir(job_id, runs_root)
+    return Job(id=path.name, run_dir=path)
+
+
+def create_job(config, store=None, runs_root: Path | None = None) -> Job:
+    """Make a run folder: config.json, a Parquet snapshot of the table (data.parquet), status queued.
+
+    `config` is a `pipeline.TrainConfig` (or its dict). The snapshot is taken from `store` (default: the
+    database named in the config), so the worker reads only its run folder.
+    """
+    data = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+    if not data.get("table"):
+        raise DeconfoundError("the training config names no table: choose the table to train on")
+    if store is None:
+        from .store import Store
+        store = Store(data.get("db") or None)
+    root = Path(runs_root) if runs_root else paths.runs_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    job_id = new_job_id()
+    while (root / job_id).exists():
+        job_id = new_job_id()
+    run_dir = root / job_id
+    run_dir.mkdir(parents=True)
+    folder = RunFolder(run_dir)
+    data["db"] = data.get("db") or str(store.path)
+    try:
+        store.snapshot(data["table"], folder.data_path)
+    except Exception:
+        _remove_tree(run_dir)
+        raise
+    write_json_atomic(folder.config_path, data)
+    folder.write_status({"state": "queued", "progress": 0.0, "stage": "not started", "message": "created",
+                         "created_at": now_iso(), "updated_at": now_iso(), "pid": None, "pgid": None})
+    return Job(id=job_id, run_dir=run_dir)
+
+
+def worker_command(run_dir: Path, resume: bool = False, num_processes: int = 1,
+                   python: str | None = None) -> list[str]:
+    """The argv that runs the worker: plain `python -m deconfound.worker`, or `accelerate launch` for N>1."""
+    python = python or sys.executable
+    tail = ["-m", "deconfound.worker", str(run_dir)] + (["--resume"] if resume else [])
+    if num_processes > 1:
+        return [python, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes)] + tail
+    return [python] + tail
+
+
+def start_job(job_id: str, detach: bool = True, resume: bool = False, num_processes: int = 1,
+              runs_root: Path | None = None, env: dict | None = None) -> Job:
+    """Start the worker for a job as its own process group (never inside the caller's process).
+
+    stdout/stderr go to log.txt. With `detach=False` this waits for the worker to finish.
+    `num_processes > 1` runs it under `accelerate launch` (several GPUs on this machine).
+    """
+    job = get_job(job_id, runs_root)
+    folder = job.folder
+    status = job_status(job.id, runs_root=job.run_dir.parent)
+    if status.get("state") in ACTIVE_STATES and worker_alive(job.id, folder):
+        raise DeconfoundError(f"job {job.id} is already {status['state']}: cancel it first or wait for it "
+                              "to finish")
+    argv = worker_command(job.run_dir, resume=resume, num_processes=num_processes)
+    # Written before the spawn: once the worker runs, status.json is the worker's alone.
+    folder.write_status(folder.status() | {"state": "queued", "stage": "starting", "message": "starting the worker",
+                                  "updated_at": now_iso(), "ended_at": None, "eta_s": None,
+                                  "pid": None, "pgid": None, "log_tail": None})
+    child_env = dict(os.environ) | (env or {}) | {"PYTHONUNBUFFERED": "1"}
+    with open(folder.log_path, "ab") as log:
+        log.write(f"\n=== {now_iso()} {'resume' if resume else 'start'}: {shlex.join(argv)}\n".encode())
+        log.flush()
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, cwd=str(job.run_dir), env=child_env)
+    _children[job.id] = proc
+    write_json_atomic(folder.process_path, {"pid": proc.pid, "pgid": proc.pid, "host": socket.gethostname(),
+                                            "proc_start": process_start_time(proc.pid), "argv": argv,
+                                            "launched_at": now_iso(), "resume": resume})
+    if not detach:
+        proc.wait()
+    return job
+
+
+def job_status(job_id: str, runs_root: Path | None = None) -> dict:
+    """status.json of a job, plus `id`, `run_dir` and (for failed jobs) `log_tail`.
+
+    A job still marked queued/running whose worker process is gone (killed, crashed, out of memory, pid
+    reused by another program) is marked failed here, with the log's last lines, so the state is right
+    even after the dashboard restarted.
+    """
+    path = job_dir(job_id, runs_root)
+    folder = RunFolder(path)
+    status = folder.status()
+    if status.get("state") in ACTIVE_STATES:
+        alive = worker_alive(path.name, folder)
+        if alive is False:
+            status = _mark_dead(path.name, folder)
+    out = {"id": path.name, "run_dir": str(path)} | status
+    if out.get("state") == "failed" and not out.get("log_tail"):
+        out["log_tail"] = folder.log_tail()
+    return out
+
+
+def worker_alive(job_id: str, folder: RunFolder) -> bool | None:
+    """True/False when the worker's liveness can be checked here, None when it cannot (never started,
+    or started on another machine, e.g. a cluster run whose folder was copied back)."""
+    proc = _children.get(job_id)
+    if proc is not None:  # started by this process: poll() knows, and reaps the zombie
+        if proc.poll() is not None:
+            return False
+        stat = _proc_stat(proc.pid)  # a zombie whose threads are still exiting is not reaped yet
+        return stat is not None and stat[0] not in ("Z", "X")
+    # The launcher recorded by start_job, and the worker's own entry (a worker started by hand, e.g.
+    # `accelerate launch` in a terminal, has only that one).
+    status = folder.status()
+    candidates = [read_json(folder.process_path, default=None) or {},
+                  {k: status.get(k) for k in ("pid", "host", "proc_start")}]
+    checkable = [c for c in candidates if c.get("pid") and c.get("host", socket.gethostname()) in
+                 (None, socket.gethostname())]
+    if not checkable:
+        return None
+    return any(pid_alive(int(c["pid"]), c.get("proc_start")) for c in checkable)
+
+
+def _mark_dead(job_id: str, folder: RunFolder) -> dict:
+    """Record a worker that vanished without reporting as failed, with the log tail."""
+    status = folder.status()
+    if status.get("state") not in ACTIVE_STATES:  # it finished between our two reads
+        return status
+    proc = _children.get(job_id)
+    if proc is not None and proc.returncode is None:
+        try:
+            proc.wait(timeout=5)  # collect the exit status of a dying child
+        except subprocess.TimeoutExpired:
+            pass
+    how = ""
+    if proc is not None and proc.returncode is not None and proc.returncode < 0:
+        how = f" (killed by {signal.Signals(-proc.returncode).name})"
+    elif proc is not None and proc.returncode:
+        how = f" (exit code {proc.returncode})"
+    tail = folder.log_tail()
+    logged = [line for line in tail if LOG_LINE_RE.match(line)] or [line for line in tail if line.strip()]
+    message = (f"the worker stopped without reporting{how}: it was killed, ran out of memory or crashed "
+               f"during '{status.get('stage', '?')}'. Last log line: {logged[-1] if logged else '(empty log)'}. "
+               "Resume continues from the last finished stage or checkpoint.")
+    return folder.update_status(state="failed", message=message, ended_at=now_iso(), eta_s=None, log_tail=tail)
+
+
+def pid_alive(pid: int, proc_start: int | None = None) -> bool:
+    """Whether a process runs (not a zombie) and is the same one (same start time, where /proc has it)."""
+    stat = _proc_stat(pid)
+    if stat is None:
+        if Path("/proc/self/stat").exists():  # Linux: no /proc entry means no process
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    state, start = stat
+    if state in ("Z", "X"):
+        _reap(pid)
+        return False
+    return proc_start is None or start == proc_start
+
+
+def process_start_time(pid: int) -> int | None:
+    """Start time of a process in clock ticks since boot (from /proc; None where there is no /proc)."""
+    stat = _proc_stat(pid)
+    return stat[1] if stat else None
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state letter, start time) from /proc/PID/stat, or None."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError, OSError):
+        return None
+    fields = raw[raw.rfind(")") + 2:].split()  # the command name may contain spaces and parentheses
+    return fields[0], int(fields[19])
+
+
+def _reap(pid: int) -> None:
+    """Collect a zombie child of this process (no-op for other processes' children)."""
+    for proc in _children.values():
+        if proc.pid == pid:  # let Popen collect it, so it keeps the exit status
+            proc.poll()
+            return
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except (ChildProcessError, OSError):
+        pass
+
+
+def _process_table() -> dict[int, tuple[str, int, int]]:
+    """pid -> (state, parent pid, process group) for every process in /proc (empty without /proc)."""
+    table = {}
+    proc_root = Path("/proc")
+    if not proc_root.is_dir():
+        return table
+    for entry in proc_root.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rfind(")") + 2:].split()
+        table[int(entry.name)] = (fields[0], int(fields[1]), int(fields[2]))
+    return table
+
+
+def job_processes(pgid: int, root_pid: int | None = None, known: set[int] | None = None) -> set[int]:
+    """Live (non-zombie) processes of a job: its process group, every descendant of the launched process
+    (launchers such as torchrun put their workers in groups of their own) and `known` ones still alive.
+    Zombies that are this process's children are reaped on the way."""
+    table = _process_table()
+    if not table:  # no /proc: the group is all we can see
+        try:
+            os.killpg(pgid, 0)
+            return {pgid}
+        except (ProcessLookupError, PermissionError):
+            return set()
+    for pid, (state, _, group) in table.items():
+        if state in ("Z", "X") and (group == pgid or pid in (known or ())):
+            _reap(pid)
+    live = {pid for pid, (state, _, _) in table.items() if state not in ("Z", "X")}
+    found = {pid for pid in live if table[pid][2] == pgid} | ({p for p in known if p in live} if known else set())
+    children: dict[int, list[int]] = {}
+    for pid, (_, parent, _) in table.items():
+        children.setdefault(parent, []).append(pid)
+    stack = list(found) + ([root_pid] if root_pid else [])
+    while stack:
+        for child in children.get(stack.pop(), []):
+            if child in live and child not in found:
+                found.add(child)
+                stack.append(child)
+    return found
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any live (non-zombie) process remains in a process group."""
+    return bool(job_processes(pgid))
+
+
+def cancel_job(job_id: str, grace_s: float = CANCEL_GRACE_S, runs_root: Path | None = None) -> dict:
+    """Stop a job: SIGTERM to its whole process group and every process it started (the worker stops at
+    its next step and keeps its checkpoints consistent), SIGKILL after `grace_s`; the state becomes cancelled."""
+    path = job_dir(job_id, runs_root)
+    folder = RunFolder(path)
+    status = job_status(path.name, runs_root=path.parent)
+    if status.get("state") not in ACTIVE_STATES:
+        raise DeconfoundError(f"job {path.name} is {status.get('state')}, not running: nothing to cancel")
+    launch = read_json(folder.process_path, default={}) or {}
+    pgid, root = launch.get("pgid"), launch.get("pid")
+    if root and not pid_alive(int(root), launch.get("proc_start")):
+        root = None  # gone, or the pid now belongs to another program: never signal its children
+    if pgid and worker_alive(path.name, folder) is not False:
+        pgid = int(pgid)
+        members = job_processes(pgid, root)
+        _signal(pgid, members, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while members and time.monotonic() < deadline:
+            time.sleep(0.2)
+            members = _still_running(path.name, pgid, root, members)
+        if members:
+            _signal(pgid, members, signal.SIGKILL)
+            deadline = time.monotonic() + 5
+            while members and time.monotonic() < deadline:
+                time.sleep(0.1)
+                members = _still_running(path.name, pgid, root, members)
+    proc = _children.get(path.name)
+    if proc is not None:
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+    status = folder.status()
+    if status.get("state") != "cancelled":
+        status = folder.update_status(state="cancelled", message="cancelled by the user", ended_at=now_iso(),
+                                      eta_s=None)
+    return {"id": path.name, "run_dir": str(path)} | status
+
+
+def _signal(pgid: int, pids: set[int], sig: int) -> None:
+    """Send a signal to a process group and to each listed process."""
+    for send, target in [(os.killpg, pgid)] + [(os.kill, pid) for pid in pids]:
+        try:
+            send(target, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _still_running(job_id: str, pgid: int, root: int | None, known: set[int]) -> set[int]:
+    proc = _children.get(job_id)
+    if proc is not None:
+        proc.poll()  # reap the leader so it does not count as a member
+    return job_processes(pgid, root, known)
+
+
+def resume_job(job_id: str, detach: bool = True, num_processes: int = 1, runs_root: Path | None = None) -> Job:
+    """Restart a failed or cancelled job: finished stages are skipped, RL continues from its checkpoint."""
+    status = job_status(job_id, runs_root)
+    if status.get("state") not in ("failed", "cancelled"):
+        raise DeconfoundError(f"job {status['id']} is {status.get('state')}: only failed or cancelled jobs "
+                              "can be resumed")
+    return start_job(status["id"], detach=detach, resume=True, num_processes=num_processes,
+                     runs_root=Path(status["run_dir"]).parent)
+
+
+def wait_job(job_id: str, timeout_s: float | None = None, poll_s: float = 1.0, on_update=None,
+             runs_root: Path | None = None) -> dict:
+    """Block until a job reaches a final state (or the timeout); `on_update(status)` after each poll."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while True:
+        status = job_status(job_id, runs_root)
+        if on_update:
+            on_update(status)
+        if status.get("state") in FINAL_STATES:
+            return status
+        if deadline is not None and time.monotonic() > deadline:
+            return status
+        time.sleep(poll_s)
+
+
+def list_jobs(runs_root: Path | None = None) -> list[dict]:
+    """All jobs, newest first: id, state, progress, stage, message, eta_s, run_dir, table, methods,
+    preset, created_at, updated_at. Reads JSON files only (plus /proc for running ones)."""
+    root = Path(runs_root) if runs_root else paths.runs_dir()
+    if not root.is_dir():
+        return []
+    rows = []
+    for path in sorted(root.iterdir(), reverse=True):
+        folder = RunFolder(path)
+        if not path.is_dir() or not folder.exists():
+            continue
+        status = job_status(path.name, runs_root=root) if JOB_ID_RE.match(path.name) else folder.status()
+        config = folder.config()
+        rows.append({"id": path.name, "state": status.get("state", "unknown"),
+                     "progress": float(status.get("progress") or 0.0), "stage": status.get("stage", ""),
+                     "message": status.get("message", ""), "eta_s": status.get("eta_s"),
+                     "run_dir": str(path), "table": config.get("table"), "methods": config.get("methods", []),
+                     "preset": config.get("preset"), "created_at": status.get("created_at"),
+                     "updated_at": status.get("updated_at")})
+    return rows
+
+
+def accelerate_command(job_id: str, num_processes: int = 2, num_machines: int = 1, resume: bool = False,
+                       runs_root: Path | None = None) -> str:
+    """The exact shell command that runs this job under `accelerate launch` with N processes.
+
+    Several GPUs on one machine: run it as shown. Several machines: copy the run folder to shared storage,
+    run the command on every machine with `--num_machines M --machine_rank R --main_process_ip IP
+    --main_process_port PORT` added (N counts processes on all machines), then copy the folder back into
+    the runs folder; the dashboard shows it like any other run.
+    """
+    path = job_dir(job_id, runs_root)
+    parts = ["accelerate", "launch", "--num_processes", str(int(num_processes))]
+    if num_machines > 1:
+        parts += ["--num_machines", str(int(num_machines)), "--machine_rank", "$MACHINE_RANK",
+                  "--main_process_ip", "$MAIN_IP", "--main_process_port", "29500"]
+    parts += ["-m", "deconfound.worker", str(path)] + (["--resume"] if resume else [])
+    return " ".join(p if p.startswith("$") else shlex.quote(p) for p in parts)
+
+
+def format_job_line(row: dict) -> str:
+    """One human-readable line for a job."""
+    progress = float(row.get("progress") or 0.0)
+    eta = row.get("eta_s")
+    eta_text = f" eta {format_seconds(eta)}" if eta and row.get("state") in ACTIVE_STATES else ""
+    return (f"{row.get('id', row.get('job_id'))}  {row.get('state', '?'):9s} {progress:6.1%}  "
+            f"{(row.get('stage') or '')[:24]:24s}{eta_text}  {row.get('run_dir')}")
+
+
+def format_seconds(seconds: float | None) -> str:
+    """90 -> '1m 30s'; None -> '?'."""
+    if seconds is None:
+        return "?"
+    seconds = int(round(float(seconds)))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,66 @@
+"""AppTest of page 6 (Compare) on a run folder built here."""
+
+import html
+import re
+import json
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from deconfound import evaluation as ev
+from test_evaluation import make_run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def page():
+    return AppTest.from_file(str(ROOT / "pages/6_Compare.py"), default_timeout=90)
+
+
+def test_compare_page_without_runs_explains(home):
+    at = page().run()
+    assert not at.exception
+    assert any("No run has generations yet" in i.value for i in at.info)
+
+
+def test_compare_page_shows_conclusion_table_and_generations(home):
+    run = make_run(home / "runs" / "20250101-120000-ab12", n=40, seeds=(0,))
+    (run / "status.json").write_text(json.dumps({"state": "completed", "progress": 1.0}))
+    expected = ev.compare(run).conclusion()
+
+    at = page().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.info[0].value == expected                      # the conclusion comes first
+    assert "The deconfounded model" in expected
+    table = at.dataframe[0].value
+    assert list(table["model"])[:2] == ["Base (pre-trained)", "SFT"] and "names East" in table.columns
+    naive_row = table[table["model"] == "RL: observed outcome (naive)"].iloc[0]
+    assert naive_row["names East"].endswith("***")
+    generations = [m.value for m in at.markdown if "<table class='gen'>" in m.value]
+    assert generations and "<mark" in generations[0]
+
+    # the user's own markers replace the team regions
+    at.text_area(key="markers").set_value("brilliant, wonderful").run()
+    assert not at.exception
+    assert "names brilliant" in at.dataframe[0].value.columns
+    assert re.search(r"'(brilliant|wonderful)' markers in 100.0% of generations", at.info[0].value)
+
+    # only some models, and a hostile text stays text
+    gens = run / "generations.csv"
+    frame = ev.load_generations(run)
+    frame.loc[(frame["model"] == "sft") & (frame["prompt_id"] == 0), "text"] = "<b>bold</b> headline"
+    frame.to_csv(gens, index=False)
+    at.multiselect(key="models").set_value(["sft", "rl_naive"]).run()
+    assert not at.exception
+    shown = next(m.value for m in at.markdown if "<table class='gen'>" in m.value)
+    assert html.escape("<b>bold</b>") in shown and "<b>bold</b>" not in shown
+    assert "RL: deconfounded" not in shown
+
+
+def test_compare_page_bad_marker_json_is_a_message(home):
+    run = make_run(home / "runs" / "20250101-120000-cd34", n=20, seeds=(0,))
+    (run / "status.json").write_text(json.dumps({"state": "completed"}))
+    at = page().run()
+    at.text_area(key="markers").set_value('{"East": [').run()
+    assert not at.exception
+    assert any("not valid JSON" in e.value for e in at.error)

@@ -1,0 +1,67 @@
+"""AppTest of the Train page: it launches a real background job (tiny settings through
+$DECONFOUND_TRAIN_OVERRIDES) and cancels it; nothing trains inside Streamlit."""
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from deconfound import jobs
+from deconfound.demo import DEMO_ROLES
+from deconfound.roles import Roles
+from deconfound.simulate import simulate
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {"model.tiny_layers": 2, "model.tiny_width": 64, "model.tiny_vocab": 1000, "sft.max_steps": 200,
+        "rl.max_steps": 4, "n_eval_prompts": 10, "threads": 1}
+
+
+@pytest.fixture
+def page(store, monkeypatch):
+    monkeypatch.setenv("DECONFOUND_TRAIN_OVERRIDES", json.dumps(TINY))
+    store.ingest_frame(simulate(scenario="entangled", n=300, seed=2), "sim")
+    store.save_roles("sim", DEMO_ROLES)
+    at = AppTest.from_file(str(ROOT / "pages" / "5_Train.py"), default_timeout=60).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_page_launches_and_cancels_a_job(page):
+    at = page
+    assert at.multiselect(key="train_methods").value == ["oracle", "oracle_noise", "naive", "confounder_text",
+                                                         "confounder_layer", "odin", "deconfounded"]
+    at.multiselect(key="train_methods").set_value(["naive", "deconfounded"]).run()
+    at.button(key="launch").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("Started run" in s.value for s in at.success)
+    listed = jobs.list_jobs()
+    assert len(listed) == 1 and listed[0]["table"] == "sim" and listed[0]["methods"] == ["naive", "deconfounded"]
+    job_id = listed[0]["id"]
+    assert at.selectbox(key="train_run").value == job_id
+    status = jobs.job_status(job_id)
+    assert status["state"] in jobs.ACTIVE_STATES
+    assert (Path(status["run_dir"]) / "data.parquet").is_file()
+    assert "accelerate launch --num_processes 2 -m deconfound.worker" in at.code[-1].value
+    pgid = json.loads((Path(status["run_dir"]) / "process.json").read_text())["pgid"]
+
+    at.button(key="cancel").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert jobs.job_status(job_id)["state"] == "cancelled"
+    assert not jobs.group_alive(pgid)
+    assert any("Cancelled" in w.value for w in at.warning)
+    assert not at.button(key="resume").disabled and at.button(key="cancel").disabled
+
+
+def test_page_explains_missing_roles_and_methods(store, monkeypatch):
+    frame = simulate(scenario="orthogonal", n=100, seed=0)
+    store.ingest_frame(frame, "untagged")
+    at = AppTest.from_file(str(ROOT / "pages" / "5_Train.py"), default_timeout=60).run()
+    assert any("no column roles" in w.value for w in at.warning)
+    store.save_roles("untagged", Roles(text="text", context="context", outcome="outcome"))
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    # No truth and no confounder tagged: only the naive method can run.
+    assert at.multiselect(key="train_methods").options == ["naive"]
+    at.multiselect(key="train_methods").set_value([]).run()
+    assert at.button(key="launch").disabled
