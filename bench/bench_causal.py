@@ -143,6 +143,10 @@ def machine_info() -> dict:
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                                 check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src", "bench/bench_causal.py"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        if dirty:
+            commit += " + uncommitted changes"
     except (subprocess.CalledProcessError, FileNotFoundError):
         commit = "uncommitted"
     load = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None

@@ -141,3 +141,11 @@ def test_large_csv_streams_without_pandas(tmp_path, store, monkeypatch):
     result = store.ingest(path)
     assert result.rows == 200_000
     assert store.describe("big").rows == 200_000
+
+
+def test_latin1_byte_far_into_the_file(tmp_path, store):
+    path = tmp_path / "late.csv"
+    path.write_bytes(b"name,y\n" + b"".join(b"plain%d,1\n" % i for i in range(20_000)) + "café,2\n".encode("latin-1"))
+    result = store.ingest(path)
+    assert result.encoding == "latin-1" and result.rows == 20_001
+    assert store.read_frame("late")["name"].iloc[-1] == "café"

@@ -243,14 +243,17 @@ class Store:
                 else:
                     encoding = detect_encoding(src)
                     delimiter = detect_delimiter(src, encoding)
-                    header = read_header(con, src, encoding, delimiter)
-                    check_header(header)
-                    # Explicit delimiter and strict mode: DuckDB's sniffer otherwise "repairs" ragged
-                    # files by skipping rows or reading one wide column.
-                    con.execute(f"CREATE TABLE {quote_ident(staging)} AS SELECT * FROM read_csv(?, "
-                                "header=true, skip=0, delim=?, quote='\"', escape='\"', strict_mode=true, "
-                                "null_padding=false, encoding=?, max_line_size=?, sample_size=20480)",
-                                [str(src), delimiter, encoding, MAX_LINE_BYTES])
+                    check_header(read_header(src, encoding, delimiter))
+                    try:
+                        load_csv(con, staging, src, delimiter, encoding)
+                    except duckdb.InvalidInputException as exc:
+                        # Only the head was checked for UTF-8 (a full Python pass would cost more than
+                        # the load); DuckDB finds bad bytes further down, and Latin-1 decodes any byte.
+                        if encoding != "utf-8" or "not utf-8 encoded" not in str(exc).lower():
+                            raise
+                        encoding = "latin-1"
+                        con.execute(f"DROP TABLE IF EXISTS {quote_ident(staging)}")
+                        load_csv(con, staging, src, delimiter, encoding)
                     if encoding != "utf-8":
                         notes.append(f"Read as {encoding} (the file is not valid UTF-8).")
                 n_rows = con.execute(f"SELECT count(*) FROM {quote_ident(staging)}").fetchone()[0]
@@ -410,19 +413,28 @@ def detect_format(path: Path, display_name: str | None = None) -> str:
 
 
 def detect_encoding(path: Path) -> str:
-    """'utf-8' when the whole file decodes as UTF-8, else 'latin-1' (which decodes any byte)."""
+    """'utf-8' when the file's head decodes as UTF-8, else 'latin-1' (which decodes any byte)."""
+    with open(path, "rb") as fh:
+        head = fh.read(SNIFF_BYTES)
     try:
-        with open(path, "r", encoding="utf-8", newline="") as fh:
-            while fh.read(1 << 20):
-                pass
-        return "utf-8"
-    except UnicodeDecodeError:
-        return "latin-1"
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not merely a multi-byte character cut at the sniff boundary
+            return "latin-1"
+    return "utf-8"
+
+
+def load_csv(con: duckdb.DuckDBPyConnection, table: str, path: Path, delimiter: str, encoding: str) -> None:
+    """Stream a CSV into `table` with an explicit dialect and strict mode: DuckDB's sniffer otherwise
+    "repairs" ragged files by skipping rows or reading one wide column."""
+    con.execute(f"CREATE TABLE {quote_ident(table)} AS SELECT * FROM read_csv(?, header=true, skip=0, delim=?, "
+                "quote='\"', escape='\"', strict_mode=true, null_padding=false, encoding=?, max_line_size=?, "
+                "sample_size=20480)", [str(path), delimiter, encoding, MAX_LINE_BYTES])
 
 
 def detect_delimiter(path: Path, encoding: str) -> str:
     """The field delimiter among , TAB ; | — by csv.Sniffer on the first 64 KB, else by header counts."""
-    with open(path, "r", encoding=encoding, newline="") as fh:
+    with open(path, "r", encoding=encoding, errors="replace", newline="") as fh:
         sample = fh.read(SNIFF_BYTES)
     try:
         return csv.Sniffer().sniff(sample, delimiters=",\t;|").delimiter
@@ -433,9 +445,9 @@ def detect_delimiter(path: Path, encoding: str) -> str:
         return best if counts[best] else ","
 
 
-def read_header(con: duckdb.DuckDBPyConnection, path: Path, encoding: str, delimiter: str) -> list[str]:
+def read_header(path: Path, encoding: str, delimiter: str) -> list[str]:
     """The raw header names as written in the file (DuckDB would silently rename duplicates)."""
-    with open(path, "r", encoding=encoding, newline="") as fh:
+    with open(path, "r", encoding=encoding, errors="replace", newline="") as fh:
         row = next(csv.reader(fh, delimiter=delimiter), [])
     return [str(v).strip() for v in row]
 
