@@ -145,7 +145,7 @@ class RLSettings(_Settings):
     torch_threads: int | None = field(default=None, metadata={"help": "CPU threads (None: min(2, cores))"})
 
     _PRESETS: ClassVar[dict] = {
-        "smoke": dict(use_lora=False, learning_rate=1e-4, max_steps=60, prompts_per_step=4, num_generations=8,
+        "smoke": dict(use_lora=False, learning_rate=1e-4, max_steps=50, prompts_per_step=4, num_generations=4,
                       max_completion_length=16, save_steps=20),
         # SmolLM2 on a laptop: the prompt (editor text + abstract, ~130 tokens) dominates the cost of a
         # step, so few completions per step and short ones; ~20 s a step on 2 idle cores.
