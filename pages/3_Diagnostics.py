@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from deconfound.diagnostics import DiagnosticsConfig, default_scores, diagnose, temporal_leakage
-from ui.common import get_store, page_setup, table_picker, user_errors
+from ui.common import get_store, page_setup, tagged_table_or_stop, user_errors
 
 page_setup("3 · Diagnostics", "🔍")
 st.markdown(
@@ -18,13 +18,7 @@ st.markdown(
 )
 
 store = get_store()
-table = table_picker(store)
-if not table:
-    st.stop()
-roles = store.load_roles(table)
-if roles is None:
-    st.warning(f"'{table}' has no column roles yet: tag its text, outcome and confounders on **Roles** first.")
-    st.stop()
+table, roles = tagged_table_or_stop(store, "its text, outcome and confounders")
 
 with st.sidebar.expander("Diagnostics settings"):
     embeddings = st.radio("Text features for entanglement", ["tfidf", "minilm"], key="diag_embeddings",

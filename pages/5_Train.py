@@ -12,7 +12,7 @@ import streamlit as st
 
 from deconfound import jobs, pipeline
 from deconfound.rewards import METHODS
-from ui.common import get_store, page_setup, table_picker, user_errors
+from ui.common import get_store, page_setup, tagged_table_or_stop, user_errors
 
 page_setup("5 · Train", "🏋️")
 st.markdown(
@@ -23,13 +23,7 @@ st.markdown(
 )
 
 store = get_store()
-table = table_picker(store)
-if not table:
-    st.stop()
-roles = store.load_roles(table)
-if roles is None:
-    st.warning(f"'{table}' has no column roles yet: tag its text, context and outcome on **Roles** first.")
-    st.stop()
+table, roles = tagged_table_or_stop(store, "its text, context and outcome")
 
 # ------------------------------------------------------------------ what to train
 st.subheader("New run")

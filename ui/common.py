@@ -75,3 +75,15 @@ def step_status(store: Store, table: str | None) -> dict[str, bool]:
     except Exception:  # jobs module absent or run folder unreadable: show the step as not done
         pass
     return done
+
+
+def tagged_table_or_stop(store: Store, what: str = "its text, outcome and confounders"):
+    """The chosen table and its saved roles; otherwise explain what to do and stop the page."""
+    table = table_picker(store)
+    if not table:
+        st.stop()
+    roles = store.load_roles(table)
+    if roles is None:
+        st.warning(f"'{table}' has no column roles yet: tag {what} on **Roles** first.")
+        st.stop()
+    return table, roles

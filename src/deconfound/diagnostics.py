@@ -29,6 +29,7 @@ import pandas as pd
 from .errors import DeconfoundError, NotFoundError
 from .roles import Roles, is_numeric
 from .store import Store, quote_ident
+from .jsonsafe import jsonable as _jsonable
 
 WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
@@ -762,18 +763,3 @@ def _records(frame: pd.DataFrame | None) -> list[dict]:
     if frame is None:
         return []
     return frame.to_dict(orient="records")
-
-
-def _jsonable(value):
-    """NaN/inf → None and numpy scalars → Python, recursively."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.bool_,)):
-        return bool(value)
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    return value

@@ -40,6 +40,7 @@ import pandas as pd
 
 from .errors import DeconfoundError, NotFoundError
 from .roles import Roles
+from .jsonsafe import jsonable as _clean_json
 
 METHODS = ("ols", "iv", "dml")
 WEAK_F = 10.0
@@ -715,16 +716,3 @@ def write_deconfounded_column(store, table: str, result: EstimateResult, name: s
     }
     store.write_column(table, name, values, data["_rowid"].to_numpy(), meta=meta, replace=replace)
     return {"column": name, **meta}
-
-
-def _clean_json(value):
-    """NaN/inf → None, numpy scalars → Python, recursively (so json.dumps never fails or emits NaN)."""
-    if isinstance(value, dict):
-        return {str(k): _clean_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean_json(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value

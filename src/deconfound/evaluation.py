@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DeconfoundError, NotFoundError
+from .jsonsafe import jsonable as _clean
 
 REFERENCE = "sft"
 GENERATION_COLUMNS = ("prompt_id", "context", "model", "seed", "text")
@@ -706,21 +707,6 @@ def _num(value) -> float | None:
 def _fmt(value, width: int, digits: int, kind: str = "f") -> str:
     value = _num(value)
     return f"{'—':>{width}s}" if value is None else f"{value:{width}.{digits}{kind}}"
-
-
-def _clean(value):
-    """NaN/inf → None, numpy → Python, recursively (JSON-safe)."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, (np.bool_,)):
-        return bool(value)
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    return value
 
 
 # ------------------------------------------------------------------ reward vs truth, row by row
