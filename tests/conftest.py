@@ -39,3 +39,13 @@ def demo_store(store):
     from deconfound.demo import load_demo
     load_demo(store)
     return store
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """Both demo CSVs ingested and tagged in a DuckDB file shared by one test module."""
+    from deconfound.demo import load_demo
+    from deconfound.store import Store
+    store = Store(tmp_path_factory.mktemp("demo") / "demo.duckdb")
+    load_demo(store)
+    return store

@@ -17,13 +17,6 @@ from deconfound.store import Store
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    store = Store(tmp_path_factory.mktemp("diagnostics") / "demo.duckdb")
-    load_demo(store)
-    return store
-
-
-@pytest.fixture(scope="module")
 def entangled_scan(demo):
     return scan_markers(demo.read_frame("demo_entangled"), DEMO_ROLES)
 

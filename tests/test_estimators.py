@@ -21,14 +21,6 @@ TRUTH = TRUE_POPULARITY_COEF
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    """Both demo CSVs ingested and tagged in a module-wide DuckDB file."""
-    store = Store(tmp_path_factory.mktemp("estimators") / "demo.duckdb")
-    load_demo(store)
-    return store
-
-
-@pytest.fixture(scope="module")
 def frames(demo):
     return {s: demo.read_frame(f"demo_{s}") for s in ("entangled", "orthogonal")}
 

@@ -535,6 +535,18 @@ def _earlier_history(checkpoint_dir: Path, resume_from: str | None) -> tuple[lis
     return [h for h in earlier.history if h.get("step", 0) <= resumed_step], earlier.seconds
 
 
+def _train_save_finish(trainer, callback, summary: TrainingSummary, resume_from, *, base_path, tokenizer, style,
+                       merge: bool, out_dir: Path, checkpoint_dir: Path, keep_checkpoints: bool, guards=None):
+    """Train (resuming if asked), save the model unless cancelled, then write the summary: the tail that
+    SFT, RL and DPO share."""
+    start = time.perf_counter()
+    trainer.train(resume_from_checkpoint=resume_from)
+    summary.seconds = time.perf_counter() - start
+    if callback.cancelled is None:
+        _save_trained(trainer, out_dir, base_path, tokenizer, style, merge=merge)
+    return _finish(trainer, callback, summary, out_dir, checkpoint_dir, keep_checkpoints, guards)
+
+
 def _finish(trainer, callback, summary: TrainingSummary, out_dir: Path, checkpoint_dir: Path,
             keep_checkpoints: bool, guards: _Guards | None = None) -> Path:
     earlier, earlier_seconds = _earlier_history(checkpoint_dir, summary.resumed_from)
@@ -617,12 +629,9 @@ def run_sft(model_path, rows: pd.DataFrame, settings: SFTSettings, out_dir, prog
                                 peft_config=_lora(settings), callbacks=[callback]))
     summary = TrainingSummary(kind="sft", stage=stage, model_path=str(out_dir), base_path=str(model_path),
                               resumed_from=resume_from, settings=settings.to_dict())
-    start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=resume_from)
-    summary.seconds = time.perf_counter() - start
-    if callback.cancelled is None:
-        _save_trained(trainer, out_dir, model_path, tokenizer, style, merge=True)
-    return _finish(trainer, callback, summary, out_dir, checkpoint_dir, keep_checkpoints=False)
+    return _train_save_finish(trainer, callback, summary, resume_from, base_path=model_path, tokenizer=tokenizer,
+                              style=style, merge=True, out_dir=out_dir, checkpoint_dir=checkpoint_dir,
+                              keep_checkpoints=False)
 
 
 # ------------------------------------------------------------------ RL
@@ -691,12 +700,9 @@ def run_rl(policy_path, reward_fn: Callable, prompts: pd.DataFrame, settings: RL
                                  processing_class=tokenizer, peft_config=_lora(settings), callbacks=[callback]))
     summary = TrainingSummary(kind="rl", stage=stage, model_path=str(out_dir), base_path=str(policy_path),
                               resumed_from=resume_from, settings=settings.to_dict())
-    start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=resume_from)
-    summary.seconds = time.perf_counter() - start
-    if callback.cancelled is None:
-        _save_trained(trainer, out_dir, policy_path, tokenizer, style, merge=settings.merge)
-    return _finish(trainer, callback, summary, out_dir, checkpoint_dir, settings.keep_checkpoints, guards)
+    return _train_save_finish(trainer, callback, summary, resume_from, base_path=policy_path, tokenizer=tokenizer,
+                              style=style, merge=settings.merge, out_dir=out_dir, checkpoint_dir=checkpoint_dir,
+                              keep_checkpoints=settings.keep_checkpoints, guards=guards)
 
 
 # ------------------------------------------------------------------ DPO
@@ -732,12 +738,9 @@ def run_dpo(policy_path, pairs: pd.DataFrame, settings: DPOSettings, out_dir, pr
                                 peft_config=_lora(settings), callbacks=[callback]))
     summary = TrainingSummary(kind="dpo", stage=stage, model_path=str(out_dir), base_path=str(policy_path),
                               resumed_from=resume_from, settings=settings.to_dict())
-    start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=resume_from)
-    summary.seconds = time.perf_counter() - start
-    if callback.cancelled is None:
-        _save_trained(trainer, out_dir, policy_path, tokenizer, style, merge=settings.merge)
-    return _finish(trainer, callback, summary, out_dir, checkpoint_dir, settings.keep_checkpoints)
+    return _train_save_finish(trainer, callback, summary, resume_from, base_path=policy_path, tokenizer=tokenizer,
+                              style=style, merge=settings.merge, out_dir=out_dir, checkpoint_dir=checkpoint_dir,
+                              keep_checkpoints=settings.keep_checkpoints)
 
 
 # ------------------------------------------------------------------ preference pairs
