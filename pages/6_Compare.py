@@ -121,10 +121,12 @@ prompts = generations.drop_duplicates("prompt_id")[["prompt_id", "context"]]
 chosen = st.multiselect("Prompts", prompts["prompt_id"].tolist(), default=prompts["prompt_id"].tolist()[:3],
                         key="prompts", format_func=lambda pid: f"{pid}: " + str(
                             prompts.loc[prompts["prompt_id"] == pid, "context"].iloc[0])[:80])
+labels = {name: m.label for name, m in result.models.items()}
 models = st.multiselect("Models", list(result.models), default=list(result.models), key="models",
-                        format_func=evaluation.model_label)
+                        format_func=lambda name: labels.get(name, name))
 if chosen and models:
-    st.markdown(report.generations_table_html(generations, models, result.marker_groups, prompt_ids=chosen),
+    st.markdown(report.generations_table_html(generations, models, result.marker_groups, prompt_ids=chosen,
+                                              labels=labels),
                 unsafe_allow_html=True)  # every generated text is HTML-escaped before markers are added
 
 st.subheader("Export")
@@ -143,7 +145,8 @@ with user_errors("Preparing the exports"):
 trained = list(report.run_model_folders(run_dir))
 if trained:
     pick, how = st.columns(2)
-    model_name = pick.selectbox("Model to export", trained, key="export_model", format_func=evaluation.model_label)
+    model_name = pick.selectbox("Model to export", trained, key="export_model",
+                                  format_func=lambda name: evaluation.model_label(name, run_dir))
     merge = how.radio("As", ["merged model", "LoRA adapter"], key="export_how", horizontal=True) == "merged model"
     if st.button("Export as a Hugging Face folder", key="export"):
         with user_errors("Exporting the model"), st.spinner("Writing the model folder…"):

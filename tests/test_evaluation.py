@@ -85,6 +85,20 @@ def test_team_markers_cover_full_names_and_nicknames():
     assert not hits["West"].any() and not hits["Central"].any()
 
 
+def test_base_of_a_run_that_starts_from_a_fine_tuned_model_is_not_called_pre_trained(tmp_path):
+    run_dir = make_run(tmp_path / "run", n=40, seeds=(0,))
+    assert ev.compare(run_dir, ev.EvalConfig(n_boot=50)).models["base"].label == "Base (pre-trained)"
+    earlier_sft = tmp_path / "earlier" / "models" / "sft"
+    earlier_sft.mkdir(parents=True)
+    (earlier_sft / "training_summary.json").write_text(json.dumps({"kind": "sft", "stage": "sft"}))
+    config = json.loads((run_dir / "config.json").read_text())
+    (run_dir / "config.json").write_text(json.dumps(config | {"model": {"name": str(earlier_sft)}, "run_sft": False}))
+    result = ev.compare(run_dir, ev.EvalConfig(n_boot=50))
+    assert result.models["base"].label == "Starting model (fine-tuned earlier)"
+    assert "Starting model (fine-tuned earlier)" in result.summary()
+    assert ev.model_label("base") == "Base (pre-trained)"  # without the run, the standard name
+
+
 # ------------------------------------------------------------------ statistics
 def test_bootstrap_ci_matches_normal_theory():
     values = np.random.default_rng(1).normal(2.0, 1.0, 2000)

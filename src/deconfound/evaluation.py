@@ -71,8 +71,11 @@ class EvalConfig:
         return asdict(self)
 
 
-def model_label(name: str) -> str:
-    """Readable name of a model of a run: 'sft' → 'SFT', 'rl_naive' → 'RL: observed outcome (naive)'."""
+def model_label(name: str, run_dir: str | Path | None = None) -> str:
+    """Readable name of a model of a run: 'sft' → 'SFT', 'rl_naive' → 'RL: observed outcome (naive)'.
+    With `run_dir`, a run that started from a model fine-tuned earlier calls its 'base' the starting model."""
+    if name == "base" and run_dir is not None and starts_from_fine_tuned(run_dir):
+        return "Starting model (fine-tuned earlier)"
     fixed = {"base": "Base (pre-trained)", "sft": "SFT"}
     if name in fixed:
         return fixed[name]
@@ -80,6 +83,14 @@ def model_label(name: str) -> str:
     if kind in ("rl", "dpo") and method:
         return f"{kind.upper()}: {METHOD_LABELS.get(method, method.replace('_', ' '))}"
     return name
+
+
+def starts_from_fine_tuned(run_dir: str | Path) -> bool:
+    """Whether the run's starting model is a folder this product trained (it holds a training summary),
+    e.g. a run that reuses another run's SFT model: then its 'base' is not a pre-trained model."""
+    config = _read_json(Path(run_dir) / "config.json") or {}
+    name = (config.get("model") or {}).get("name") if isinstance(config.get("model"), dict) else None
+    return bool(name) and (Path(str(name)) / "training_summary.json").is_file()
 
 
 def model_sort_key(name: str) -> tuple:
@@ -96,14 +107,8 @@ def model_sort_key(name: str) -> tuple:
 
 def team_marker_groups() -> dict[str, list[str]]:
     """The demo's marker groups: every team's full name and nickname, per region (West/Central/East)."""
-    from . import _corpus
-    from .simulate import REGIONS
-    groups: dict[str, list[str]] = {r: [] for r in REGIONS}
-    for by_region in _corpus.TEAMS_BY_SPORT.values():
-        for region, teams in by_region.items():
-            for city, nick in teams:
-                groups[region] += [f"{city} {nick}", nick]
-    return groups
+    from .simulate import TEAM_NAMES_BY_REGION
+    return {region: list(names) for region, names in TEAM_NAMES_BY_REGION.items()}
 
 
 # ------------------------------------------------------------------ text measures
@@ -513,7 +518,8 @@ def compare(run_dir: str | Path, config: EvalConfig | None = None, scorer: Calla
     `config.scorer`; `generations` overrides the run's generations.csv (e.g. several runs pooled)."""
     config = config or EvalConfig()
     run_dir = Path(run_dir)
-    generations = load_generations(run_dir) if generations is None else generations
+    own_generations = generations is None  # pooled generations may hold another run's base
+    generations = load_generations(run_dir) if own_generations else generations
     groups = default_markers(run_dir) if config.markers is None else dict(config.markers)
     patterns = compile_markers(groups)
     scores = score_generations(generations, scorer or quality_scorer(config.scorer, run_dir), patterns)
@@ -524,6 +530,8 @@ def compare(run_dir: str | Path, config: EvalConfig | None = None, scorer: Calla
     models = {name: _model_metrics(name, per_model[name], replicates[name], list(groups), config,
                                    per_model.get(reference), replicates.get(reference))
               for name in names}
+    if "base" in models and own_generations:
+        models["base"].label = model_label("base", run_dir)
     return ComparisonResult(models=models, reference=reference, reward_truth_corr=reward_truth_correlations(run_dir),
                             scorer=config.scorer if scorer is None else getattr(scorer, "__name__", "custom"),
                             marker_groups=groups, config=config.to_dict(), run=run_info(run_dir),

@@ -136,7 +136,7 @@ def model_card(run_dir: str | Path, model_name: str, result: ev.ComparisonResult
     adapter = (run_dir / "models" / model_name / "adapter_config.json").exists() and not merged
     lines = ["---", f"library_name: {'peft' if adapter else 'transformers'}", "pipeline_tag: text-generation",
              "tags:", "- deconfoundlm", "- causal-inference", "- reinforcement-learning", "---", "",
-             f"# {ev.model_label(model_name)}", "",
+             f"# {ev.model_label(model_name, run_dir)}", "",
              f"Fine-tuned with DeconfoundLM Studio (run `{run_dir.name}`), exported "
              f"{_now()[:10]} as {'a LoRA adapter' if adapter else 'a full model'}.", ""]
     if base:
@@ -320,12 +320,16 @@ def table2_html(result: ev.ComparisonResult) -> str:
 def samples_html(result: ev.ComparisonResult, run_dir: Path, n_prompts: int) -> str:
     """Generations of every model for the first prompts, side by side, markers highlighted."""
     generations = ev.load_generations(run_dir)
-    return generations_table_html(generations, list(result.models), result.marker_groups, n_prompts)
+    return generations_table_html(generations, list(result.models), result.marker_groups, n_prompts,
+                                  labels={name: m.label for name, m in result.models.items()})
 
 
 def generations_table_html(generations: pd.DataFrame, models: list[str], marker_groups: dict,
-                           n_prompts: int = SAMPLE_PROMPTS, prompt_ids: list | None = None) -> str:
-    """HTML table: one row per prompt (its context), one column per model; markers in <mark>."""
+                           n_prompts: int = SAMPLE_PROMPTS, prompt_ids: list | None = None,
+                           labels: dict[str, str] | None = None) -> str:
+    """HTML table: one row per prompt (its context), one column per model (headed by `labels`, default
+    the models' standard names); markers in <mark>."""
+    labels = labels or {}
     patterns = ev.compile_markers(marker_groups) if marker_groups else {}
     colors = {g: HIGHLIGHT[i % len(HIGHLIGHT)] for i, g in enumerate(marker_groups)}
     key = "prompt_id" if "prompt_id" in generations.columns else None
@@ -333,7 +337,7 @@ def generations_table_html(generations: pd.DataFrame, models: list[str], marker_
     frame = generations if first_seed is None else generations[generations["seed"] == first_seed]
     ids = prompt_ids if prompt_ids is not None else (
         list(dict.fromkeys(frame[key]))[:n_prompts] if key else list(range(min(n_prompts, len(frame)))))
-    head = "<tr><th class='l'>context</th>" + "".join(f"<th class='l'>{html.escape(ev.model_label(m))}</th>"
+    head = "<tr><th class='l'>context</th>" + "".join(f"<th class='l'>{html.escape(labels.get(m) or ev.model_label(m))}</th>"
                                                         for m in models) + "</tr>"
     rows = []
     for pid in ids:

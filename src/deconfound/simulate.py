@@ -41,6 +41,11 @@ TEAMS: dict[str, list[str]] = {
     for r in REGIONS
 }
 TEAM_REGION: dict[str, str] = {t: r for r, teams in TEAMS.items() for t in teams}
+# Every way a text can name a team: full name and nickname alone (generated headlines often use the latter).
+TEAM_NAMES_BY_REGION: dict[str, list[str]] = {
+    r: [name for by_region in C.TEAMS_BY_SPORT.values() for city, nick in by_region[r] for name in (f"{city} {nick}", nick)]
+    for r in REGIONS
+}
 # App. D split of the 54,553 MIND sports articles; scaled to n by simulate().
 PAPER_SPLITS = {"sft": 20_000, "rm": 10_000, "rm_valid": 3_000, "rl": 10_000, "test": 11_553}
 TONES = ("positive", "negative", "neutral")
@@ -212,12 +217,7 @@ def quality_scores(texts) -> np.ndarray:
 # --------------------------------------------------------------------------- team mentions
 
 def _mention_pattern() -> re.Pattern:
-    names = {}
-    for by_region in C.TEAMS_BY_SPORT.values():
-        for region, teams in by_region.items():
-            for city, nick in teams:
-                names[f"{city} {nick}"] = region
-                names[nick] = region  # generated headlines often use the nickname alone
+    names = {name: region for region, region_names in TEAM_NAMES_BY_REGION.items() for name in region_names}
     alternatives = sorted(names, key=len, reverse=True)
     return re.compile(r"\b(" + "|".join(map(re.escape, alternatives)) + r")\b"), names
 
