@@ -31,6 +31,11 @@ def load_points(run_dir: str, stamp: float):
     return evaluation.reward_truth_points(run_dir)
 
 
+@st.cache_data(show_spinner="Scoring the same headlines with each group's names…", max_entries=4)
+def load_preferences(run_dir: str, stamp: float, groups: str):
+    return evaluation.reward_marker_preferences(run_dir, json.loads(groups))
+
+
 def parse_markers(text: str) -> str:
     """The sidebar's marker box → JSON text ('' keeps the run's default)."""
     text = text.strip()
@@ -114,6 +119,20 @@ if result.reward_truth_corr:
             points = load_points(run_dir, stamp)
     if points is not None and len(points):
         st.altair_chart(report.scatter_chart(points))
+
+if result.marker_groups and methods:
+    st.markdown("**Does a reward favour a marker group?**")
+    st.caption("Each reward model scores the same neutral headlines ('<name> Win Again', 'Injury Update for "
+               "<name>', …) with every group's names filled in. A reward that learned the confounder scores one "
+               "group higher (on the demo data the naive reward prefers the popular East teams); a deconfounded "
+               "one scores them alike. Spread: highest minus lowest group, in the reward's units.")
+    if st.button("Probe the rewards", key="probe", help="Loads each reward model of the run once."):
+        st.session_state["probe_run"] = run_dir
+    if st.session_state.get("probe_run") == run_dir:
+        with user_errors("Probing the reward models"):
+            prefs = load_preferences(run_dir, stamp, json.dumps(result.marker_groups))
+            st.dataframe(prefs.drop(columns="method").rename(columns={"label": "reward method"}).round(3),
+                         hide_index=True)
 
 st.subheader("Generations for chosen prompts")
 generations = evaluation.load_generations(run_dir)

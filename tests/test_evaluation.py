@@ -9,6 +9,7 @@ import pytest
 
 from deconfound import evaluation as ev
 from deconfound.cli import main
+from deconfound.errors import DeconfoundError
 from deconfound.simulate import TEAMS, quality_scores, simulate
 
 POSITIVE_TAIL = " - a brilliant, wonderful, joyful win"
@@ -227,6 +228,27 @@ def test_reward_model_as_scorer_and_reward_points(tmp_path):
     assert ev.cached_reward_points(run).equals(points)
 
 
+def test_reward_marker_preference_finds_the_popular_teams_in_a_naive_reward(tmp_path):
+    """Entangled simulation: the naive reward (outcome = quality + 0.1 · popularity) scores East teams (the
+    popular ones) above West on the same headlines; the reward on the deconfounded outcome does not."""
+    from deconfound.rewards import RewardColumns, RewardConfig, train_reward
+    data = simulate(scenario="entangled", n=6000, seed=5)
+    data["corrected"] = data["outcome"] - 0.1 * data["popularity"]
+    train, valid = data[data["split"] != "rm_valid"], data[data["split"] == "rm_valid"]
+    columns = RewardColumns(text="text", context="context", outcome="outcome", truth="quality", corrected="corrected")
+    for method in ("naive", "deconfounded"):
+        train_reward(RewardConfig(method=method, backbone="tfidf"), train, valid, columns, tmp_path / "rewards" / method)
+    groups = ev.team_marker_groups()
+    naive = ev.reward_marker_preference(tmp_path, "naive", groups)
+    deconfounded = ev.reward_marker_preference(tmp_path, "deconfounded", groups)
+    assert set(naive) == {"West", "Central", "East"}
+    assert naive["West"] < naive["Central"] < naive["East"]
+    assert naive["East"] - naive["West"] > 0.1                       # ≈ 0.1 per region step, two steps
+    assert max(deconfounded.values()) - min(deconfounded.values()) < 0.5 * (naive["East"] - naive["West"])
+    with pytest.raises(DeconfoundError, match="no 'odin' reward model"):
+        ev.reward_marker_preference(tmp_path, "odin", groups)
+
+
 def test_paper_goal_checks_of_the_bench(run):
     """bench/reproduce_paper.py's four goals, on runs whose answers are known."""
     import importlib.util
@@ -251,3 +273,5 @@ def test_paper_goal_checks_of_the_bench(run):
     assert goals[0]["numbers"] == {"orthogonal": 0.9, "entangled": 0.5}
     notes = bench.explain(goals, {"orthogonal": good, "entangled": bad}, "a test scale")
     assert any("below 0.9" in n for n in notes) and notes[-1] == "Scale of this run: a test scale."
+    gain_note = next(n for n in notes if n.startswith("Entangled scenario"))
+    assert "ODIN (two heads): deconfounded is +0.0% above it" in gain_note and "(paper -0.542)" in gain_note

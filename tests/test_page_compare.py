@@ -64,3 +64,29 @@ def test_compare_page_bad_marker_json_is_a_message(home):
     at.text_area(key="markers").set_value('{"East": [').run()
     assert not at.exception
     assert any("not valid JSON" in e.value for e in at.error)
+
+
+def test_compare_page_probes_which_marker_group_each_reward_favours(home):
+    """Real TF-IDF rewards on the entangled simulation: the probe shows the naive reward preferring East teams."""
+    from deconfound.rewards import RewardColumns, RewardConfig, train_reward
+    from deconfound.simulate import simulate
+    run = make_run(home / "runs" / "20250101-120000-cd34", n=40, seeds=(0,))
+    (run / "status.json").write_text(json.dumps({"state": "completed", "progress": 1.0}))
+    data = simulate(scenario="entangled", n=6000, seed=5)
+    data["corrected"] = data["outcome"] - 0.1 * data["popularity"]
+    columns = RewardColumns(text="text", context="context", outcome="outcome", truth="quality", corrected="corrected")
+    for method in ("naive", "deconfounded"):
+        train_reward(RewardConfig(method=method, backbone="tfidf"), data[data["split"] != "rm_valid"],
+                     data[data["split"] == "rm_valid"], columns, run / "rewards" / method)
+
+    at = page().run()
+    assert not at.exception, [e.value for e in at.exception]
+    tables_before = len(at.dataframe)
+    at.button(key="probe").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    probe = next(d.value for d in at.dataframe if "spread" in d.value.columns)
+    assert len(at.dataframe) == tables_before + 1
+    naive = probe[probe["reward method"] == "observed outcome (naive)"].iloc[0]
+    deconfounded = probe[probe["reward method"] == "deconfounded (DeconfoundLM)"].iloc[0]
+    assert naive["East"] > naive["Central"] > naive["West"]
+    assert deconfounded["spread"] < 0.5 * naive["spread"]

@@ -493,6 +493,43 @@ def quality_scorer(scorer: str, run_dir: str | Path | None = None) -> Callable[[
     raise DeconfoundError(f"unknown scorer {scorer!r}: use 'sentiment' or 'reward:<method>'")
 
 
+# Neutral headlines a marker name is filled into: the reward's preference between groups on otherwise equal text.
+PROBE_TEMPLATES = ("{name} Win Again", "{name} Sign New Coach", "{name} Lose at Home", "Injury Update for {name}")
+
+
+def reward_marker_preference(run_dir: str | Path, method: str, marker_groups: dict[str, list[str]],
+                             templates: Sequence[str] = PROBE_TEMPLATES, max_names: int = 40) -> dict[str, float]:
+    """Mean reward of the same headlines with each group's names filled in (per group, up to `max_names`
+    names × `templates`). A reward that learned a confounder carried by the markers (popular teams) scores
+    one group's names higher; a deconfounded one should score the groups alike."""
+    score = quality_scorer(f"reward:{method}", run_dir)
+    # Held-out contexts of the run as the prompts (rewards that read the prompt need one), else empty ones.
+    has_generations = (Path(run_dir) / "generations.csv").is_file()
+    contexts = (load_generations(run_dir)["context"].astype(str).drop_duplicates().head(len(templates)).tolist()
+                if has_generations else []) or [""]
+    out = {}
+    for group, names in marker_groups.items():
+        pairs = [(t.format(name=name), contexts[i % len(contexts)]) for name in list(names)[:max_names]
+                 for i, t in enumerate(templates)]
+        out[group] = float(np.mean(score([t for t, _ in pairs], [c for _, c in pairs]))) if pairs else math.nan
+    return out
+
+
+def reward_marker_preferences(run_dir: str | Path, marker_groups: dict[str, list[str]],
+                              methods: Sequence[str] | None = None) -> pd.DataFrame:
+    """`reward_marker_preference` for every reward model of the run: one row per method, one column per
+    marker group, plus `spread` (highest minus lowest group) in the reward's own units."""
+    folder = Path(run_dir) / "rewards"
+    methods = list(methods) if methods is not None else sorted(
+        (p.parent.name for p in folder.glob("*/config.json")), key=lambda m: model_sort_key("rl_" + m))
+    rows = []
+    for method in methods:
+        prefs = reward_marker_preference(run_dir, method, marker_groups)
+        rows.append({"method": method, "label": METHOD_LABELS.get(method, method), **prefs,
+                     "spread": max(prefs.values()) - min(prefs.values()) if prefs else math.nan})
+    return pd.DataFrame(rows, columns=["method", "label", *marker_groups, "spread"])
+
+
 # ------------------------------------------------------------------ the comparison
 def score_generations(generations: pd.DataFrame, scorer: Callable, patterns: dict[str, re.Pattern]) -> pd.DataFrame:
     """Per-generation measures: model, seed, quality, length, repetition and one bool per marker group."""
