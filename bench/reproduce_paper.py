@@ -108,15 +108,20 @@ def run_scenario(scenario: str, size: str, seed: int, args, workdir: Path, share
     if args.override:
         from deconfound.pipeline import apply_overrides, parse_overrides
         config = apply_overrides(config, parse_overrides(args.override))
+    return run_job(config, store, workdir, f"{scenario} seed {seed}")
+
+
+def run_job(config, store: Store, workdir: Path, name: str) -> Path:
+    """Create the job of `config` under workdir/runs and run it in the foreground; its run folder
+    (raises with the log's tail if it did not complete)."""
     runs_root = workdir / "runs"
     job = jobs.create_job(config, store=store, runs_root=runs_root)
-    print(f"[{scenario} seed {seed}] run {job.run_dir}", flush=True)
+    print(f"[{name}] run {job.run_dir}", flush=True)
     jobs.start_job(job.id, detach=False, runs_root=runs_root, env={"DECONFOUND_HOME": str(workdir)})
     status = jobs.job_status(job.id, runs_root=runs_root)
     if status.get("state") != "completed":
         tail = "\n".join(status.get("log_tail") or jobs.RunFolder(job.run_dir).log_tail(40))
-        raise DeconfoundError(f"the {scenario} run (seed {seed}) ended {status.get('state')}: "
-                              f"{status.get('message')}\n{tail}")
+        raise DeconfoundError(f"the {name} run ended {status.get('state')}: {status.get('message')}\n{tail}")
     return job.run_dir
 
 

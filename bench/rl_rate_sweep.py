@@ -26,7 +26,6 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import reproduce_paper as rp  # noqa: E402
 from deconfound import evaluation as ev  # noqa: E402
-from deconfound import jobs  # noqa: E402
 from deconfound.demo import DEMO_ROLES  # noqa: E402
 from deconfound.errors import DeconfoundError  # noqa: E402
 from deconfound.pipeline import preset_config  # noqa: E402
@@ -46,14 +45,7 @@ def run_rate(rate: float, steps: int, start_from: Path, workdir: Path, rows: int
     overrides = rp.size_overrides("smoke", 0, None) | rp.shared_overrides(start_from) | {
         "methods": METHODS, "rl.learning_rate": rate, "rl.max_steps": steps}
     config = preset_config("smoke", "demo_entangled", store=store, overrides=overrides)
-    runs_root = workdir / "runs"
-    job = jobs.create_job(config, store=store, runs_root=runs_root)
-    print(f"[lr {rate:g}] run {job.run_dir}", flush=True)
-    jobs.start_job(job.id, detach=False, runs_root=runs_root, env={"DECONFOUND_HOME": str(workdir)})
-    status = jobs.job_status(job.id, runs_root=runs_root)
-    if status.get("state") != "completed":
-        raise DeconfoundError(f"the lr {rate:g} run ended {status.get('state')}: {status.get('message')}")
-    return job.run_dir
+    return rp.run_job(config, store, workdir, f"lr {rate:g}")
 
 
 def summarize_run(run_dir: Path, n_boot: int) -> dict:
