@@ -272,12 +272,13 @@ def oracle_gap_note(numbers: dict, results: dict[str, ev.ComparisonResult]) -> s
     for scenario, gap in numbers.items():
         result = results[scenario]
         d, o = result.models.get("rl_deconfounded"), result.models.get("rl_oracle")
-        if not (gap and d and o):
+        if not (gap and d and o) or gap["ratio"] >= 1 - GOAL_ORACLE_GAP:
             continue
         corr = {m: result.reward_truth_corr.get(m, {}).get("valid") for m in ("deconfounded", "oracle")}
         parts.append(f"{scenario}: {gap['ratio']:.3f}× — deconfounded {d.quality_mean:.3f} [{d.quality_ci[0]:.3f}, "
                      f"{d.quality_ci[1]:.3f}] vs oracle {o.quality_mean:.3f} [{o.quality_ci[0]:.3f}, "
-                     f"{o.quality_ci[1]:.3f}]; rewards vs truth {_f(corr['deconfounded'])} vs {_f(corr['oracle'])}")
+                     f"{o.quality_ci[1]:.3f}], difference p = {result.pvalue('rl_deconfounded', 'rl_oracle'):.2g}; "
+                     f"rewards vs truth {_f(corr['deconfounded'])} vs {_f(corr['oracle'])}")
     return ("Quality gap to the oracle-reward model: " + "; ".join(parts) + ". The deconfounded reward learns "
             "from the outcome minus the estimated confounder effect, which keeps the outcome's noise; the oracle "
             "reward learns the true quality itself, so it ranks texts more exactly and RL climbs further on it "

@@ -119,7 +119,7 @@ def write_results(runs: list[dict], command: str, out_dir: Path) -> Path:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--start-from", help="a smoke run folder of bench/reproduce_paper.py (its SFT model)")
-    parser.add_argument("--rates", nargs="+", type=float, default=[1e-4, 3e-4, 5e-4, 1e-3])
+    parser.add_argument("--rates", nargs="+", type=float, default=[1e-4, 2e-4, 3e-4, 5e-4])
     parser.add_argument("--steps", type=int, default=40, help="RL steps per method")
     parser.add_argument("--workdir", default=None, help="folder of the sweep's runs (default: a temp folder)")
     parser.add_argument("--summarize", nargs="+", metavar="RUN_DIR", help="only tabulate runs already made")
