@@ -337,8 +337,8 @@ def generations_table_html(generations: pd.DataFrame, models: list[str], marker_
     frame = generations if first_seed is None else generations[generations["seed"] == first_seed]
     ids = prompt_ids if prompt_ids is not None else (
         list(dict.fromkeys(frame[key]))[:n_prompts] if key else list(range(min(n_prompts, len(frame)))))
-    head = "<tr><th class='l'>context</th>" + "".join(f"<th class='l'>{html.escape(labels.get(m) or ev.model_label(m))}</th>"
-                                                        for m in models) + "</tr>"
+    head = "<tr><th class='l'>context</th>" + "".join(
+        f"<th class='l'>{html.escape(labels.get(m) or ev.model_label(m))}</th>" for m in models) + "</tr>"
     rows = []
     for pid in ids:
         sub = frame[frame[key] == pid] if key else frame.iloc[[pid]]

@@ -43,7 +43,8 @@ TEAMS: dict[str, list[str]] = {
 TEAM_REGION: dict[str, str] = {t: r for r, teams in TEAMS.items() for t in teams}
 # Every way a text can name a team: full name and nickname alone (generated headlines often use the latter).
 TEAM_NAMES_BY_REGION: dict[str, list[str]] = {
-    r: [name for by_region in C.TEAMS_BY_SPORT.values() for city, nick in by_region[r] for name in (f"{city} {nick}", nick)]
+    r: [name for by_region in C.TEAMS_BY_SPORT.values() for city, nick in by_region[r]
+        for name in (f"{city} {nick}", nick)]
     for r in REGIONS
 }
 # App. D split of the 54,553 MIND sports articles; scaled to n by simulate().
