@@ -497,16 +497,22 @@ def quality_scorer(scorer: str, run_dir: str | Path | None = None) -> Callable[[
 PROBE_TEMPLATES = ("{name} Win Again", "{name} Sign New Coach", "{name} Lose at Home", "Injury Update for {name}")
 
 
+def probe_contexts(run_dir: str | Path, n: int = len(PROBE_TEMPLATES)) -> list[str]:
+    """Prompts for the probe: the run's first `n` held-out contexts (rewards that read the prompt need one),
+    else one empty context."""
+    if not (Path(run_dir) / "generations.csv").is_file():
+        return [""]
+    return load_generations(run_dir)["context"].astype(str).drop_duplicates().head(n).tolist() or [""]
+
+
 def reward_marker_preference(run_dir: str | Path, method: str, marker_groups: dict[str, list[str]],
-                             templates: Sequence[str] = PROBE_TEMPLATES, max_names: int = 40) -> dict[str, float]:
+                             templates: Sequence[str] = PROBE_TEMPLATES, max_names: int = 40,
+                             contexts: Sequence[str] | None = None) -> dict[str, float]:
     """Mean reward of the same headlines with each group's names filled in (per group, up to `max_names`
-    names × `templates`). A reward that learned a confounder carried by the markers (popular teams) scores
-    one group's names higher; a deconfounded one should score the groups alike."""
+    names × `templates`; `contexts` default to `probe_contexts`). A reward that learned a confounder carried
+    by the markers (popular teams) scores one group's names higher; a deconfounded one scores them alike."""
     score = quality_scorer(f"reward:{method}", run_dir)
-    # Held-out contexts of the run as the prompts (rewards that read the prompt need one), else empty ones.
-    has_generations = (Path(run_dir) / "generations.csv").is_file()
-    contexts = (load_generations(run_dir)["context"].astype(str).drop_duplicates().head(len(templates)).tolist()
-                if has_generations else []) or [""]
+    contexts = list(contexts) if contexts else probe_contexts(run_dir, len(templates))
     out = {}
     for group, names in marker_groups.items():
         pairs = [(t.format(name=name), contexts[i % len(contexts)]) for name in list(names)[:max_names]
@@ -522,9 +528,10 @@ def reward_marker_preferences(run_dir: str | Path, marker_groups: dict[str, list
     folder = Path(run_dir) / "rewards"
     methods = list(methods) if methods is not None else sorted(
         (p.parent.name for p in folder.glob("*/config.json")), key=lambda m: model_sort_key("rl_" + m))
+    contexts = probe_contexts(run_dir)  # read once for every method
     rows = []
     for method in methods:
-        prefs = reward_marker_preference(run_dir, method, marker_groups)
+        prefs = reward_marker_preference(run_dir, method, marker_groups, contexts=contexts)
         rows.append({"method": method, "label": METHOD_LABELS.get(method, method), **prefs,
                      "spread": max(prefs.values()) - min(prefs.values()) if prefs else math.nan})
     return pd.DataFrame(rows, columns=["method", "label", *marker_groups, "spread"])
