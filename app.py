@@ -24,7 +24,7 @@ with st.container(border=True):
                "with their columns already tagged.")
     if st.button("Load demo data", type="primary", key="load_demo"):
         with user_errors("Loading the demo"), st.spinner("Loading 2 × 20,000 rows into DuckDB…"):
-            from deconfound.demo import load_demo
+            from deconfound.sim import load_demo
             tables = load_demo(store)
             st.session_state["table"] = tables[0]
             st.success(f"Loaded and tagged: {', '.join(tables)}. Continue with **Diagnostics**.")

@@ -28,12 +28,11 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from deconfound import simulate as sim  # noqa: E402
-from deconfound.demo import DEMO_ROLES  # noqa: E402
-from deconfound.diagnostics import (DiagnosticsConfig, entanglement_table, scan_markers_table,  # noqa: E402
-                                    temporal_leakage, time_patterns)
-from deconfound.estimators import EstimatorConfig, estimate, write_deconfounded_column  # noqa: E402
-from deconfound.store import Store  # noqa: E402
+from deconfound import sim  # noqa: E402
+from deconfound.causal import (DiagnosticsConfig, EstimatorConfig, entanglement_table,  # noqa: E402  # noqa: E402
+                               estimate, scan_markers_table, temporal_leakage, time_patterns, write_deconfounded_column)
+from deconfound.data import Store  # noqa: E402
+from deconfound.sim import DEMO_ROLES  # noqa: E402
 
 BASE_ROWS = 20_000
 

@@ -4,7 +4,7 @@
     python bench/bench_rewards.py --backbones tfidf --seeds 1    # seconds
 
 For each scenario (the shipped demo tables, data/demo_*.csv) the IV-deconfounded outcome is computed once
-with the project's 2SLS (`estimators.fit_iv`: popularity endogenous, team-region dummies as instruments, on
+with the project's 2SLS (`causal.fit_iv`: popularity endogenous, team-region dummies as instruments, on
 the whole table, as a run does). Each seed then trains every reward method on the same train/valid split:
 seed 0 uses the table's own rm / rm_valid split, seeds 1 and 2 re-split those same rows at random into
 the same sizes; the seed also drives the oracle noise and ODIN's initialisation. Cells are medians over the
@@ -32,12 +32,14 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from deconfound import estimators  # noqa: E402
-from deconfound.demo import DEMO_ROLES  # noqa: E402
+from deconfound import causal  # noqa: E402
 from deconfound.paths import demo_data_dir  # noqa: E402
 from deconfound.rewards import (METHODS, FeatureCache, RewardColumns, RewardConfig, reward_inputs,  # noqa: E402
                                 train_all)
-from deconfound.simulate import simulate  # noqa: E402
+from deconfound.sim import (
+    DEMO_ROLES,  # noqa: E402
+    simulate,  # noqa: E402
+)
 
 SCENARIOS = ("orthogonal", "entangled")
 COLUMNS = RewardColumns(text="text", context="context", outcome="outcome", truth="quality",
@@ -62,8 +64,8 @@ def load_scenario(scenario: str) -> tuple[pd.DataFrame, float]:
     """The demo table with the IV-corrected outcome; also the IV coefficient on popularity."""
     path = demo_data_dir() / f"demo_{scenario}.csv"
     frame = pd.read_csv(path, parse_dates=["published_at"]) if path.exists() else simulate(scenario=scenario)
-    result = estimators.fit_iv(frame, DEMO_ROLES)
-    frame["corrected"], _ = estimators.deconfounded_outcome(frame, result)
+    result = causal.fit_iv(frame, DEMO_ROLES)
+    frame["corrected"], _ = causal.deconfounded_outcome(frame, result)
     return frame, float(result.coef["popularity"])
 
 
@@ -78,7 +80,7 @@ def split_for_seed(frame: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.Dat
 
 def minilm_speed(texts: list[str]) -> dict:
     """Texts per second of MiniLM on uncached headlines (model load excluded)."""
-    from deconfound.embeddings import embed_texts
+    from deconfound.causal import embed_texts
     embed_texts(texts[:8], model="minilm", cache=False)  # load the model
     start = time.perf_counter()
     embed_texts(texts, model="minilm", cache=False)

@@ -32,11 +32,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 from deconfound import __version__  # noqa: E402
-from deconfound.generation import generate_with_stats  # noqa: E402
-from deconfound.models import ModelSpec, PromptStyle, load_generator, resolve_model_path  # noqa: E402
-from deconfound.simulate import SimulationConfig, quality_scores, simulate  # noqa: E402
-from deconfound.training import (GuardedReward, RLSettings, SFTSettings, TrainingSummary, rl_config,  # noqa: E402
-                                 rl_dataset, run_rl, run_sft, _lora, _quiet)
+from deconfound.models import (ModelSpec, PromptStyle, generate_with_stats, load_generator,  # noqa: E402
+                               resolve_model_path)
+from deconfound.sim import SimulationConfig, quality_scores, simulate  # noqa: E402
+from deconfound.train import (GuardedReward, RLSettings, SFTSettings, TrainingSummary, rl_config,  # noqa: E402
+                              rl_dataset, run_rl, run_sft)
+from deconfound.train.training import _lora, _quiet  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 

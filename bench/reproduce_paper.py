@@ -32,14 +32,13 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from deconfound import evaluation as ev  # noqa: E402
-from deconfound import jobs  # noqa: E402
-from deconfound.demo import DEMO_ROLES  # noqa: E402
+from deconfound import evaluate as ev  # noqa: E402
+from deconfound import runs  # noqa: E402
+from deconfound.data import Store  # noqa: E402
 from deconfound.errors import DeconfoundError  # noqa: E402
-from deconfound.pipeline import preset_config  # noqa: E402
 from deconfound.rewards import METHODS  # noqa: E402
-from deconfound.simulate import REGIONS, SimulationConfig, simulate  # noqa: E402
-from deconfound.store import Store  # noqa: E402
+from deconfound.runs import preset_config  # noqa: E402
+from deconfound.sim import DEMO_ROLES, REGIONS, SimulationConfig, simulate  # noqa: E402
 
 SCENARIOS = ("orthogonal", "entangled")
 PAPER_MODEL = "HuggingFaceTB/SmolLM2-360M-Instruct"
@@ -88,7 +87,7 @@ def size_overrides(size: str, seed: int, model: str | None) -> dict:
 
 def shared_overrides(first_run: Path) -> dict:
     """Settings of a run that reuses a first run's outcome-free models: start from its SFT model."""
-    from deconfound.pipeline import run_models
+    from deconfound.runs import run_models
     sft = run_models(first_run).get("sft")
     if sft is None:
         raise DeconfoundError(f"{first_run} has no SFT model to share")
@@ -106,7 +105,7 @@ def run_scenario(scenario: str, size: str, seed: int, args, workdir: Path, share
     overrides = size_overrides(size, seed, args.model) | (shared_overrides(share_from) if share_from else {})
     config = preset_config(size, table, store=store, overrides=overrides)
     if args.override:
-        from deconfound.pipeline import apply_overrides, parse_overrides
+        from deconfound.runs import apply_overrides, parse_overrides
         config = apply_overrides(config, parse_overrides(args.override))
     return run_job(config, store, workdir, f"{scenario} seed {seed}")
 
@@ -115,12 +114,12 @@ def run_job(config, store: Store, workdir: Path, name: str) -> Path:
     """Create the job of `config` under workdir/runs and run it in the foreground; its run folder
     (raises with the log's tail if it did not complete)."""
     runs_root = workdir / "runs"
-    job = jobs.create_job(config, store=store, runs_root=runs_root)
+    job = runs.create_job(config, store=store, runs_root=runs_root)
     print(f"[{name}] run {job.run_dir}", flush=True)
-    jobs.start_job(job.id, detach=False, runs_root=runs_root, env={"DECONFOUND_HOME": str(workdir)})
-    status = jobs.job_status(job.id, runs_root=runs_root)
+    runs.start_job(job.id, detach=False, runs_root=runs_root, env={"DECONFOUND_HOME": str(workdir)})
+    status = runs.job_status(job.id, runs_root=runs_root)
     if status.get("state") != "completed":
-        tail = "\n".join(status.get("log_tail") or jobs.RunFolder(job.run_dir).log_tail(40))
+        tail = "\n".join(status.get("log_tail") or runs.RunFolder(job.run_dir).log_tail(40))
         raise DeconfoundError(f"the {name} run ended {status.get('state')}: {status.get('message')}\n{tail}")
     return job.run_dir
 

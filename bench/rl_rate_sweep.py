@@ -25,12 +25,12 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import reproduce_paper as rp  # noqa: E402
-from deconfound import evaluation as ev  # noqa: E402
-from deconfound.demo import DEMO_ROLES  # noqa: E402
+
+from deconfound import evaluate as ev  # noqa: E402
+from deconfound.data import Store  # noqa: E402
 from deconfound.errors import DeconfoundError  # noqa: E402
-from deconfound.pipeline import preset_config  # noqa: E402
-from deconfound.simulate import SimulationConfig, simulate  # noqa: E402
-from deconfound.store import Store  # noqa: E402
+from deconfound.runs import preset_config  # noqa: E402
+from deconfound.sim import DEMO_ROLES, SimulationConfig, simulate  # noqa: E402
 
 METHODS = ["oracle", "naive", "odin", "deconfounded"]
 SAMPLES = 4  # generations shown per model

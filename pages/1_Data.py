@@ -5,7 +5,7 @@ import uuid
 import streamlit as st
 
 from deconfound import paths
-from deconfound.store import safe_table_name
+from deconfound.data import safe_table_name
 from ui.common import get_store, page_setup, table_picker, user_errors
 
 page_setup("1 · Data", "📥")

@@ -2,9 +2,8 @@
 
 import streamlit as st
 
+from deconfound.data import Roles, guess_roles, validate
 from deconfound.errors import RolesError
-from deconfound.roles import Roles, validate
-from deconfound.roles_guess import guess_roles
 from ui.common import get_store, page_setup, table_picker, user_errors
 
 page_setup("2 · Roles", "🏷️")

@@ -6,7 +6,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from deconfound.diagnostics import DiagnosticsConfig, default_scores, diagnose, temporal_leakage
+from deconfound.causal import (DiagnosticsConfig, default_scores, diagnose, temporal_leakage)
 from ui.common import get_store, page_setup, tagged_table_or_stop, user_errors
 
 page_setup("3 · Diagnostics", "🔍")

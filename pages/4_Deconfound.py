@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from deconfound.estimators import (METHOD_LABELS, default_column_name, deconfounded_outcome, estimate,
-                                   write_deconfounded_column)
+from deconfound.causal import (ESTIMATOR_LABELS, deconfounded_outcome, default_column_name, estimate,
+                               write_deconfounded_column)
 from ui.common import get_store, page_setup, table_picker, user_errors
 
 page_setup("4 · Deconfound", "⚖️")
@@ -32,7 +32,7 @@ if roles is None or not roles.confounders:
 available = ["ols"] + (["iv"] if roles.instruments else []) + (["dml"] if roles.text else [])
 default = "iv" if "iv" in available else "dml" if "dml" in available else "ols"
 method = st.radio("Method for the corrected outcome", available, index=available.index(default), key="method",
-                  horizontal=True, format_func=METHOD_LABELS.get,
+                  horizontal=True, format_func=ESTIMATOR_LABELS.get,
                   help="IV is the paper's method and needs an instrument; DML needs none but assumes the text "
                        "captures every link between text and confounder; naive OLS is shown for comparison.")
 if "iv" not in available:
@@ -53,7 +53,7 @@ results = {}
 for m in available:
     if m == "dml" and not include_dml:
         continue
-    with user_errors(f"The {METHOD_LABELS[m]} fit"), st.spinner(f"Fitting {METHOD_LABELS[m]} on {rows:,} rows…"):
+    with user_errors(f"The {ESTIMATOR_LABELS[m]} fit"), st.spinner(f"Fitting {ESTIMATOR_LABELS[m]} on {rows:,} rows…"):
         results[m] = fit(str(store.path), table, roles_json, rows, m)
 chosen = results.get(method)
 if chosen is None:
@@ -65,13 +65,13 @@ for warning in chosen.warnings:
 st.info(chosen.verdict())
 
 st.subheader("Naive vs IV vs DML")
-table_rows = [{"method": METHOD_LABELS[m], "term": t, "coefficient": r.coef[t], "CI low": r.conf_int[t][0],
+table_rows = [{"method": ESTIMATOR_LABELS[m], "term": t, "coefficient": r.coef[t], "CI low": r.conf_int[t][0],
                "CI high": r.conf_int[t][1], "rows": r.n} for m, r in results.items() for t in r.terms]
 compare = pd.DataFrame(table_rows)
 st.caption("The confounder's effect on the outcome per unit, with 95% intervals. When naive OLS and IV disagree, "
            "the confounder moves with the text's quality, and only the instrumented estimate removes the right "
            "amount.")
-base = alt.Chart(compare).encode(y=alt.Y("method:N", title=None, sort=list(METHOD_LABELS.values())))
+base = alt.Chart(compare).encode(y=alt.Y("method:N", title=None, sort=list(ESTIMATOR_LABELS.values())))
 chart = (base.mark_point(filled=True, size=80).encode(x=alt.X("coefficient:Q", scale=alt.Scale(zero=False),
                                                                      title="effect per unit (95% interval)"),
                                                        color="method:N", tooltip=list(compare.columns))
@@ -121,7 +121,7 @@ with user_errors("Reading a sample"):
     corrected, offset = deconfounded_outcome(sample, chosen)
     dist = pd.DataFrame({"raw outcome": sample[roles.outcome].to_numpy(dtype=float), "corrected": corrected})
     long = dist.melt(var_name="outcome", value_name="value").dropna()
-    st.caption(f"{METHOD_LABELS[chosen.method]} correction on a random sample of {len(sample):,} rows: the corrected "
+    st.caption(f"{ESTIMATOR_LABELS[chosen.method]} correction on a random sample of {len(sample):,} rows: the corrected "
                "outcome keeps the raw average (the removed part is centred) but no longer varies with the confounder.")
     st.altair_chart(alt.Chart(long).transform_density("value", groupby=["outcome"], as_=["value", "density"])
                     .mark_area(opacity=0.45).encode(x="value:Q", y=alt.Y("density:Q", stack=None), color="outcome:N")

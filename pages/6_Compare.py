@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from deconfound import evaluation, jobs, report
+from deconfound import evaluate, runs
 from ui.common import page_setup, user_errors
 
 page_setup("6 · Compare", "⚖️")
@@ -21,19 +21,19 @@ st.markdown(
 @st.cache_data(show_spinner="Scoring every generation…", max_entries=8)
 def load_comparison(run_dir: str, stamp: float, scorer: str, markers: str, reference: str):
     """The comparison of one run (cached until generations.csv changes)."""
-    config = evaluation.EvalConfig(scorer=scorer, markers=json.loads(markers) if markers else None,
+    config = evaluate.EvalConfig(scorer=scorer, markers=json.loads(markers) if markers else None,
                                    reference=reference)
-    return evaluation.compare(run_dir, config)
+    return evaluate.compare(run_dir, config)
 
 
 @st.cache_data(show_spinner="Scoring validation rows with each reward model…", max_entries=4)
 def load_points(run_dir: str, stamp: float):
-    return evaluation.reward_truth_points(run_dir)
+    return evaluate.reward_truth_points(run_dir)
 
 
 @st.cache_data(show_spinner="Scoring the same headlines with each group's names…", max_entries=4)
 def load_preferences(run_dir: str, stamp: float, groups: str):
-    return evaluation.reward_marker_preferences(run_dir, json.loads(groups))
+    return evaluate.reward_marker_preferences(run_dir, json.loads(groups))
 
 
 def parse_markers(text: str) -> str:
@@ -47,12 +47,12 @@ def parse_markers(text: str) -> str:
     return json.dumps({w.strip(): [w.strip()] for w in text.split(",") if w.strip()})
 
 
-runs = [j for j in jobs.list_jobs() if (Path(j["run_dir"]) / "generations.csv").is_file()]
-if not runs:
+finished = [j for j in runs.list_jobs() if (Path(j["run_dir"]) / "generations.csv").is_file()]
+if not finished:
     st.info("No run has generations yet. Launch one on **Train**; when it has finished, its models appear here.")
     st.stop()
 
-labels = {j["run_dir"]: f"{j['id']} · {j.get('table') or '?'} · {j['state']}" for j in runs}
+labels = {j["run_dir"]: f"{j['id']} · {j.get('table') or '?'} · {j['state']}" for j in finished}
 run_dir = st.sidebar.selectbox("Run", list(labels), format_func=labels.get, key="compare_run",
                                help="Runs that have finished generating (newest first).")
 methods = sorted(p.parent.name for p in Path(run_dir).glob("rewards/*/config.json"))
@@ -84,11 +84,11 @@ level = int(result.config["level"] * 100)
 table = result.table1()
 shown = pd.DataFrame({
     "model": table["label"], "generations": table["n"],
-    "quality": [f"{q:.3f}{evaluation.stars(p)}" for q, p in zip(table["quality"], table["quality_p"])],
+    "quality": [f"{q:.3f}{evaluate.stars(p)}" for q, p in zip(table["quality"], table["quality_p"])],
     f"{level}% CI": [f"{lo:.3f} – {hi:.3f}" for lo, hi in zip(table["quality_lo"], table["quality_hi"])],
 })
 for group in result.marker_groups:
-    shown[f"names {group}"] = [f"{c} ({r:.1%}){evaluation.stars(p)}" for c, r, p in
+    shown[f"names {group}"] = [f"{c} ({r:.1%}){evaluate.stars(p)}" for c, r, p in
                                zip(table[f"{group}_count"], table[f"{group}_rate"], table[f"{group}_p"])]
 shown["length"] = table["length"].round(1)
 shown["distinct-2"] = table["distinct_2"].round(3)
@@ -99,14 +99,14 @@ st.caption(f"Quality = {result.scorer_label}. Stars mark a difference from SFT (
            "that are new (higher = more varied); repetition: share of repeated words inside a text.")
 
 st.markdown("**Mean quality with its interval**")
-st.altair_chart(report.quality_chart(result), width="stretch")
+st.altair_chart(evaluate.quality_chart(result), width="stretch")
 if result.marker_groups:
     st.markdown("**How often each model names each marker group** (bars: share of generations; lines: interval)")
-    st.altair_chart(report.marker_chart(result), width="content")
+    st.altair_chart(evaluate.marker_chart(result), width="content")
 else:
     st.caption("No markers counted: give words to track in the sidebar.")
 
-points = evaluation.cached_reward_points(run_dir)
+points = evaluate.cached_reward_points(run_dir)
 if result.reward_truth_corr:
     st.subheader("How well each reward follows true quality")
     st.caption("Pearson correlation between each reward model's score and the true quality (simulation only). "
@@ -118,7 +118,7 @@ if result.reward_truth_corr:
         with user_errors("Scoring the validation rows"):
             points = load_points(run_dir, stamp)
     if points is not None and len(points):
-        st.altair_chart(report.scatter_chart(points))
+        st.altair_chart(evaluate.scatter_chart(points))
 
 if result.marker_groups and methods:
     st.markdown("**Does a reward favour a marker group?**")
@@ -135,7 +135,7 @@ if result.marker_groups and methods:
                          hide_index=True)
 
 st.subheader("Generations for chosen prompts")
-generations = evaluation.load_generations(run_dir)
+generations = evaluate.load_generations(run_dir)
 prompts = generations.drop_duplicates("prompt_id")[["prompt_id", "context"]]
 chosen = st.multiselect("Prompts", prompts["prompt_id"].tolist(), default=prompts["prompt_id"].tolist()[:3],
                         key="prompts", format_func=lambda pid: f"{pid}: " + str(
@@ -144,7 +144,7 @@ labels = {name: m.label for name, m in result.models.items()}
 models = st.multiselect("Models", list(result.models), default=list(result.models), key="models",
                         format_func=lambda name: labels.get(name, name))
 if chosen and models:
-    st.markdown(report.generations_table_html(generations, models, result.marker_groups, prompt_ids=chosen,
+    st.markdown(evaluate.generations_table_html(generations, models, result.marker_groups, prompt_ids=chosen,
                                               labels=labels),
                 unsafe_allow_html=True)  # every generated text is HTML-escaped before markers are added
 
@@ -154,20 +154,20 @@ st.caption("Generations with their scores (CSV), every metric (JSON), a report t
 with user_errors("Preparing the exports"):
     name = Path(run_dir).name
     c1, c2, c3 = st.columns(3)
-    csv_path = report.export_generations(run_dir, result=result)
+    csv_path = evaluate.export_generations(run_dir, result=result)
     c1.download_button("Generations (CSV)", csv_path.read_bytes(), f"{name}-generations.csv", "text/csv",
                        key="dl_csv")
-    c2.download_button("Metrics (JSON)", json.dumps(report.metrics_payload(run_dir, result), indent=2),
+    c2.download_button("Metrics (JSON)", json.dumps(evaluate.metrics_payload(run_dir, result), indent=2),
                        f"{name}-metrics.json", "application/json", key="dl_json")
-    c3.download_button("Report (HTML)", report.render_report(Path(run_dir), result, points),
-                       f"{name}-report.html", "text/html", key="dl_html")
-trained = list(report.run_model_folders(run_dir))
+    c3.download_button("Report (HTML)", evaluate.render_report(Path(run_dir), result, points),
+                       f"{name}-evaluate.html", "text/html", key="dl_html")
+trained = list(evaluate.run_model_folders(run_dir))
 if trained:
     pick, how = st.columns(2)
     model_name = pick.selectbox("Model to export", trained, key="export_model",
-                                  format_func=lambda name: evaluation.model_label(name, run_dir))
+                                  format_func=lambda name: evaluate.model_label(name, run_dir))
     merge = how.radio("As", ["merged model", "LoRA adapter"], key="export_how", horizontal=True) == "merged model"
     if st.button("Export as a Hugging Face folder", key="export"):
         with user_errors("Exporting the model"), st.spinner("Writing the model folder…"):
-            out = report.export_model(run_dir, model_name, merge=merge, result=result)
+            out = evaluate.export_model(run_dir, model_name, merge=merge, result=result)
             st.success(f"Written to `{out}` (with a README.md model card).")

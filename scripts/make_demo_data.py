@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))  # run from a checkout without installing
 
-from deconfound.simulate import SCENARIOS, SimulationConfig, simulate  # noqa: E402
+from deconfound.sim import SCENARIOS, SimulationConfig, simulate  # noqa: E402
 
 N, SEED = 20_000, 7
 

@@ -29,14 +29,14 @@ def home(tmp_path, monkeypatch):
 @pytest.fixture
 def store(home):
     """An empty Store in the test's home."""
-    from deconfound.store import Store
+    from deconfound.data import Store
     return Store(home / "studio.duckdb")
 
 
 @pytest.fixture
 def demo_store(store):
     """A store with both demo tables ingested and tagged."""
-    from deconfound.demo import load_demo
+    from deconfound.sim import load_demo
     load_demo(store)
     return store
 
@@ -44,8 +44,8 @@ def demo_store(store):
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     """Both demo CSVs ingested and tagged in a DuckDB file shared by one test module."""
-    from deconfound.demo import load_demo
-    from deconfound.store import Store
+    from deconfound.data import Store
+    from deconfound.sim import load_demo
     store = Store(tmp_path_factory.mktemp("demo") / "demo.duckdb")
     load_demo(store)
     return store

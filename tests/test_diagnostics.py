@@ -7,13 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from deconfound.causal import (DiagnosticsConfig, diagnose, entanglement, scan_markers, temporal_leakage, time_patterns)
 from deconfound.cli import main
-from deconfound.demo import DEMO_ROLES, load_demo
-from deconfound.diagnostics import (DiagnosticsConfig, diagnose, entanglement, scan_markers, temporal_leakage,
-                                    time_patterns)
-from deconfound.roles import Roles
-from deconfound.simulate import TEAMS, quality_scores
-from deconfound.store import Store
+from deconfound.data import Roles, Store
+from deconfound.sim import DEMO_ROLES, TEAMS, load_demo, quality_scores
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +49,7 @@ def test_team_names_are_spurious_and_sentiment_is_not(demo, entangled_scan):
 
 
 def test_marker_scan_samples_large_tables_and_says_so(demo):
-    from deconfound.diagnostics import scan_markers_table
+    from deconfound.causal import scan_markers_table
     result = scan_markers_table(demo, "demo_orthogonal", DEMO_ROLES, DiagnosticsConfig(marker_rows=3000))
     assert result.rows_scanned == 3000 and result.rows_total == 20_000 and result.sampled
     assert "sample of 3,000 of 20,000" in result.verdict
@@ -149,7 +146,7 @@ def test_diagnose_report_and_cli(home, capsys):
 
 def test_embeddings_minilm_cached_and_tfidf(home, monkeypatch):
     """MiniLM vectors are unit-length, similar texts are closer, a second call reads the on-disk cache."""
-    from deconfound import embeddings
+    from deconfound.causal import text_features as embeddings
     texts = ["Great win for the home team", "Brilliant victory for the home side", "Tragic injury ends season"]
     first = embeddings.embed_texts(texts, model="minilm", batch_size=2, threads=1)
     assert first.shape == (3, 384) and first.dtype == np.float32

@@ -7,15 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from deconfound.causal import (EstimateResult, EstimatorConfig, column_terms, deconfounded_outcome, estimate, fit_dml,
+                               fit_iv, fit_ols, time_effects, write_deconfounded_column)
+from deconfound.causal.estimators import reference_level
 from deconfound.cli import main
-from deconfound.demo import DEMO_ROLES, load_demo
+from deconfound.data import Roles, Store, quote_ident
 from deconfound.errors import DeconfoundError
-from deconfound.estimators import (EstimateResult, EstimatorConfig, column_terms, deconfounded_outcome, estimate,
-                                   fit_dml, fit_iv, fit_ols, reference_level, time_effects,
-                                   write_deconfounded_column)
-from deconfound.roles import Roles
-from deconfound.simulate import TRUE_POPULARITY_COEF
-from deconfound.store import Store, quote_ident
+from deconfound.sim import DEMO_ROLES, TRUE_POPULARITY_COEF, load_demo
 
 TRUTH = TRUE_POPULARITY_COEF
 

@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deconfound import evaluation as ev
+from deconfound import evaluate as ev
 from deconfound.cli import main
 from deconfound.errors import DeconfoundError
-from deconfound.simulate import TEAMS, quality_scores, simulate
+from deconfound.sim import TEAMS, quality_scores, simulate, team_marker_groups
 
 POSITIVE_TAIL = " - a brilliant, wonderful, joyful win"
 
@@ -76,7 +76,7 @@ def test_markers_match_whole_words_case_insensitively():
 
 
 def test_team_markers_cover_full_names_and_nicknames():
-    groups = ev.team_marker_groups()
+    groups = team_marker_groups()
     assert set(groups) == {"West", "Central", "East"}
     patterns = ev.compile_markers(groups)
     full = TEAMS["East"][0]
@@ -238,7 +238,7 @@ def test_reward_marker_preference_finds_the_popular_teams_in_a_naive_reward(tmp_
     columns = RewardColumns(text="text", context="context", outcome="outcome", truth="quality", corrected="corrected")
     for method in ("naive", "deconfounded"):
         train_reward(RewardConfig(method=method, backbone="tfidf"), train, valid, columns, tmp_path / "rewards" / method)
-    groups = ev.team_marker_groups()
+    groups = team_marker_groups()
     naive = ev.reward_marker_preference(tmp_path, "naive", groups)
     deconfounded = ev.reward_marker_preference(tmp_path, "deconfounded", groups)
     assert set(naive) == {"West", "Central", "East"}

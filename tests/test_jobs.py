@@ -15,11 +15,11 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from deconfound import cli, jobs, pipeline
-from deconfound.demo import DEMO_ROLES
+from deconfound import cli, runs
+from deconfound.data import Store
 from deconfound.errors import DeconfoundError, NotFoundError
-from deconfound.simulate import TRUE_POPULARITY_COEF, simulate
-from deconfound.store import Store
+from deconfound.jsonio import write_json_atomic
+from deconfound.sim import DEMO_ROLES, TRUE_POPULARITY_COEF, simulate
 
 # A 2-layer, 64-wide model and a handful of steps: the whole pipeline in about a minute on 2 cores.
 TINY = {"methods": "naive,deconfounded", "model.tiny_layers": 2, "model.tiny_width": 64, "model.tiny_vocab": 1000,
@@ -42,9 +42,9 @@ def sim_store(tmp_path_factory):
         yield store
 
 
-def tiny_job(store, **extra) -> jobs.Job:
-    config = pipeline.preset_config("smoke", "sim", store=store, overrides=TINY | extra)
-    return jobs.create_job(config, store)
+def tiny_job(store, **extra) -> runs.Job:
+    config = runs.preset_config("smoke", "sim", store=store, overrides=TINY | extra)
+    return runs.create_job(config, store)
 
 
 def pgid_of(job) -> int:
@@ -54,8 +54,8 @@ def pgid_of(job) -> int:
 def wait_for(predicate, job, what: str, timeout_s: float = WAIT_S):
     deadline = time.monotonic() + timeout_s
     while not predicate():
-        status = jobs.job_status(job.id)
-        assert status["state"] in jobs.ACTIVE_STATES, f"{what}: job ended early: {status}"
+        status = runs.job_status(job.id)
+        assert status["state"] in runs.ACTIVE_STATES, f"{what}: job ended early: {status}"
         assert time.monotonic() < deadline, f"timed out waiting for {what}: {status}"
         time.sleep(0.1)
 
@@ -70,18 +70,18 @@ def complete_checkpoint(job):
 def resumed(sim_store):
     """Start a job, SIGKILL its process group once RL has a checkpoint, record what the studio says, resume it."""
     job = tiny_job(sim_store)
-    jobs.start_job(job.id)
+    runs.start_job(job.id)
     wait_for(lambda: complete_checkpoint(job) is not None, job, "an RL checkpoint")
     checkpoint = complete_checkpoint(job)
     os.killpg(pgid_of(job), signal.SIGKILL)
     deadline = time.monotonic() + 30
-    while jobs.job_status(job.id)["state"] != "failed" and time.monotonic() < deadline:
+    while runs.job_status(job.id)["state"] != "failed" and time.monotonic() < deadline:
         time.sleep(0.1)
-    after_kill = jobs.job_status(job.id)
-    listed = next(j for j in jobs.list_jobs() if j["id"] == job.id)
+    after_kill = runs.job_status(job.id)
+    listed = next(j for j in runs.list_jobs() if j["id"] == job.id)
     finished_before = {s["stage"]: s["finished_at"] for s in job.folder.stages()}
-    jobs.resume_job(job.id)
-    final = jobs.wait_job(job.id, timeout_s=WAIT_S, poll_s=0.5)
+    runs.resume_job(job.id)
+    final = runs.wait_job(job.id, timeout_s=WAIT_S, poll_s=0.5)
     return SimpleNamespace(job=job, checkpoint=checkpoint, after_kill=after_kill, listed=listed,
                            finished_before=finished_before, final=final)
 
@@ -112,7 +112,7 @@ def test_completed_run_folder(resumed):
     status = resumed.final
     assert status["progress"] == 1.0 and status["summary"]["models"] == ["base", "sft", "rl_naive", "rl_deconfounded"]
     config = json.loads((run_dir / "config.json").read_text())
-    assert pipeline.TrainConfig.from_dict(config).to_dict() == config and config["table"] == "sim"
+    assert runs.TrainConfig.from_dict(config).to_dict() == config and config["table"] == "sim"
     metrics = resumed.job.folder.metrics()
     for stage in ("sft", "rl/naive", "rl/deconfounded"):
         assert [m for m in metrics if m["stage"] == stage], stage
@@ -161,43 +161,43 @@ def test_cli_generate_from_finished_run(resumed, tmp_path, capsys):
 
 def test_cancel_stops_the_whole_process_group(sim_store):
     job = tiny_job(sim_store, **{"sft.max_steps": 200})
-    jobs.start_job(job.id)
-    wait_for(lambda: jobs.job_status(job.id).get("stage") == "sft", job, "the SFT stage")
+    runs.start_job(job.id)
+    wait_for(lambda: runs.job_status(job.id).get("stage") == "sft", job, "the SFT stage")
     pgid = pgid_of(job)
-    status = jobs.cancel_job(job.id)
+    status = runs.cancel_job(job.id)
     assert status["state"] == "cancelled"
-    assert not jobs.group_alive(pgid)
-    assert jobs.job_status(job.id)["state"] == "cancelled"
+    assert not runs.group_alive(pgid)
+    assert runs.job_status(job.id)["state"] == "cancelled"
     assert "stop requested" in (job.run_dir / "log.txt").read_text()  # the worker stopped itself on SIGTERM
     with pytest.raises(DeconfoundError, match="not running"):
-        jobs.cancel_job(job.id)
+        runs.cancel_job(job.id)
 
 
 def test_dead_and_reused_pids_are_detected(sim_store):
     job = tiny_job(sim_store)
     folder = job.folder
-    assert jobs.job_status(job.id)["state"] == "queued"  # never started: not failed
+    assert runs.job_status(job.id)["state"] == "queued"  # never started: not failed
     folder.log_path.write_text("2026-01-01 10:00:00 [INFO] stage rl/naive\nsome library noise\n")
     folder.update_status(state="running", stage="rl/naive")
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    jobs.write_json_atomic(folder.process_path, {"pid": gone.pid, "pgid": gone.pid, "host": socket.gethostname()})
-    status = jobs.job_status(job.id)
+    write_json_atomic(folder.process_path, {"pid": gone.pid, "pgid": gone.pid, "host": socket.gethostname()})
+    status = runs.job_status(job.id)
     assert status["state"] == "failed" and "stage rl/naive" in status["message"]
     assert status["log_tail"][-1] == "some library noise"
     # A live pid that belongs to another program (different start time) is not our worker.
     folder.update_status(state="running")
     me = os.getpid()
-    jobs.write_json_atomic(folder.process_path, {"pid": me, "pgid": me, "host": socket.gethostname(),
-                                                 "proc_start": jobs.process_start_time(me) + 1})
-    assert jobs.job_status(job.id)["state"] == "failed"
+    write_json_atomic(folder.process_path, {"pid": me, "pgid": me, "host": socket.gethostname(),
+                                                 "proc_start": runs.process_start_time(me) + 1})
+    assert runs.job_status(job.id)["state"] == "failed"
     folder.update_status(state="running")
-    jobs.write_json_atomic(folder.process_path, {"pid": me, "pgid": me, "host": socket.gethostname(),
-                                                 "proc_start": jobs.process_start_time(me)})
-    assert jobs.job_status(job.id)["state"] == "running"  # alive and the same process
+    write_json_atomic(folder.process_path, {"pid": me, "pgid": me, "host": socket.gethostname(),
+                                                 "proc_start": runs.process_start_time(me)})
+    assert runs.job_status(job.id)["state"] == "running"  # alive and the same process
     # A run started on another machine cannot be checked here: left as it is.
-    jobs.write_json_atomic(folder.process_path, {"pid": gone.pid, "host": "cluster-node-7"})
-    assert jobs.job_status(job.id)["state"] == "running"
+    write_json_atomic(folder.process_path, {"pid": gone.pid, "host": "cluster-node-7"})
+    assert runs.job_status(job.id)["state"] == "running"
 
 
 def test_worker_reports_bad_input_as_failed(sim_store):
@@ -205,25 +205,25 @@ def test_worker_reports_bad_input_as_failed(sim_store):
     config = json.loads(job.folder.config_path.read_text())
     config["roles"]["text"] = "no_such_column"
     job.folder.config_path.write_text(json.dumps(config))
-    jobs.start_job(job.id, detach=False)
-    status = jobs.job_status(job.id)
+    runs.start_job(job.id, detach=False)
+    status = runs.job_status(job.id)
     assert status["state"] == "failed" and "no_such_column" in status["message"]
 
 
 def test_job_ids_paths_and_accelerate_command(sim_store):
     job = tiny_job(sim_store)
-    assert jobs.JOB_ID_RE.match(job.id) and jobs.get_job(str(job.run_dir)).id == job.id
-    listed = jobs.list_jobs()
+    assert runs.JOB_ID_RE.match(job.id) and runs.get_job(str(job.run_dir)).id == job.id
+    listed = runs.list_jobs()
     assert listed[0]["id"] >= listed[-1]["id"]  # newest first
     assert {"id", "state", "progress", "stage", "run_dir", "table"} <= set(listed[0])
     for bad in ("../../etc", "nope", "20260101-000000-zzzz"):
         with pytest.raises(NotFoundError):
-            jobs.job_status(bad)
-    command = jobs.accelerate_command(job.id, 4)
+            runs.job_status(bad)
+    command = runs.accelerate_command(job.id, 4)
     assert command == f"accelerate launch --num_processes 4 -m deconfound.worker {job.run_dir}"
-    multi = jobs.accelerate_command(job.id, 16, num_machines=2, resume=True)
+    multi = runs.accelerate_command(job.id, 16, num_machines=2, resume=True)
     assert "--num_machines 2 --machine_rank $MACHINE_RANK" in multi and multi.endswith("--resume")
-    assert jobs.worker_command(job.run_dir, num_processes=2)[1:4] == ["-m", "accelerate.commands.launch",
+    assert runs.worker_command(job.run_dir, num_processes=2)[1:4] == ["-m", "accelerate.commands.launch",
                                                                        "--num_processes"]
 
 
@@ -257,14 +257,14 @@ def test_cli_train_errors_and_prepare(sim_store, tmp_path, capsys):
 @pytest.mark.slow
 def test_full_smoke_preset_on_the_demo_table(tmp_path, monkeypatch):
     """The default smoke preset, all seven methods, on the 20,000-row entangled demo table."""
-    from deconfound.demo import load_demo
+    from deconfound.sim import load_demo
     monkeypatch.setenv("DECONFOUND_HOME", str(tmp_path))
     store = Store(tmp_path / "studio.duckdb")
     load_demo(store, scenarios=("entangled",))
-    config = pipeline.preset_config("smoke", "demo_entangled", store=store)
-    job = jobs.create_job(config, store)
-    jobs.start_job(job.id)
-    status = jobs.wait_job(job.id, timeout_s=3 * 3600, poll_s=5)
+    config = runs.preset_config("smoke", "demo_entangled", store=store)
+    job = runs.create_job(config, store)
+    runs.start_job(job.id)
+    status = runs.wait_job(job.id, timeout_s=3 * 3600, poll_s=5)
     assert status["state"] == "completed", status
     generations = pd.read_csv(job.run_dir / "generations.csv", keep_default_na=False)
     assert generations.groupby("model").size().to_dict() == {m: 300 for m in status["summary"]["models"]}

@@ -1,14 +1,14 @@
 """AppTest of page 6 (Compare) on a run folder built here."""
 
 import html
-import re
 import json
+import re
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
-
-from deconfound import evaluation as ev
 from test_evaluation import make_run
+
+from deconfound import evaluate as ev
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,7 +69,7 @@ def test_compare_page_bad_marker_json_is_a_message(home):
 def test_compare_page_probes_which_marker_group_each_reward_favours(home):
     """Real TF-IDF rewards on the entangled simulation: the probe shows the naive reward preferring East teams."""
     from deconfound.rewards import RewardColumns, RewardConfig, train_reward
-    from deconfound.simulate import simulate
+    from deconfound.sim import simulate
     run = make_run(home / "runs" / "20250101-120000-cd34", n=40, seeds=(0,))
     (run / "status.json").write_text(json.dumps({"state": "completed", "progress": 1.0}))
     data = simulate(scenario="entangled", n=6000, seed=5)

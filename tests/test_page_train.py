@@ -7,10 +7,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from deconfound import jobs
-from deconfound.demo import DEMO_ROLES
-from deconfound.roles import Roles
-from deconfound.simulate import simulate
+from deconfound import runs
+from deconfound.data import Roles
+from deconfound.sim import DEMO_ROLES, simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"model.tiny_layers": 2, "model.tiny_width": 64, "model.tiny_vocab": 1000, "sft.max_steps": 200,
@@ -35,20 +34,20 @@ def test_page_launches_and_cancels_a_job(page):
     at.button(key="launch").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("Started run" in s.value for s in at.success)
-    listed = jobs.list_jobs()
+    listed = runs.list_jobs()
     assert len(listed) == 1 and listed[0]["table"] == "sim" and listed[0]["methods"] == ["naive", "deconfounded"]
     job_id = listed[0]["id"]
     assert at.selectbox(key="train_run").value == job_id
-    status = jobs.job_status(job_id)
-    assert status["state"] in jobs.ACTIVE_STATES
+    status = runs.job_status(job_id)
+    assert status["state"] in runs.ACTIVE_STATES
     assert (Path(status["run_dir"]) / "data.parquet").is_file()
     assert "accelerate launch --num_processes 2 -m deconfound.worker" in at.code[-1].value
     pgid = json.loads((Path(status["run_dir"]) / "process.json").read_text())["pgid"]
 
     at.button(key="cancel").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    assert jobs.job_status(job_id)["state"] == "cancelled"
-    assert not jobs.group_alive(pgid)
+    assert runs.job_status(job_id)["state"] == "cancelled"
+    assert not runs.group_alive(pgid)
     assert any("Cancelled" in w.value for w in at.warning)
     assert not at.button(key="resume").disabled and at.button(key="cancel").disabled
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from deconfound.demo import DEMO_ROLES, load_demo
-from deconfound.store import Store, quote_ident
+from deconfound.data import Store, quote_ident
+from deconfound.sim import DEMO_ROLES, load_demo
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,8 +4,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from deconfound.store import Store
-
+from deconfound.data import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deconfound import pipeline
-from deconfound.demo import DEMO_ROLES
+from deconfound import runs
+from deconfound.data import Roles, assign_splits, split_counts
 from deconfound.errors import DeconfoundError
-from deconfound.jobs import RunFolder, create_job
 from deconfound.rewards import METHODS
-from deconfound.roles import Roles
-from deconfound.simulate import TRUE_POPULARITY_COEF, simulate, split_counts
+from deconfound.runs import RunFolder, create_job
+from deconfound.runs.pipeline import _Run, stage_estimate
+from deconfound.sim import DEMO_ROLES, TRUE_POPULARITY_COEF, simulate
 
 
 @pytest.fixture
@@ -30,76 +30,76 @@ def sim_store(store):
 
 
 def test_preset_config_defaults_from_roles(sim_store):
-    config = pipeline.preset_config("smoke", "sim", store=sim_store)
+    config = runs.preset_config("smoke", "sim", store=sim_store)
     assert config.methods == list(METHODS)  # truth and instrument tagged: the paper's full set
     assert config.estimator == "iv" and config.corrected_column is None
     assert config.model.name == "tiny" and config.reward.backbone == "tfidf"
     assert config.roles["instruments"] == ["team_region"]
     assert config.sft.torch_threads == config.threads  # one place decides the CPU threads
-    cpu = pipeline.preset_config("cpu", "sim", store=sim_store)
+    cpu = runs.preset_config("cpu", "sim", store=sim_store)
     assert cpu.model.name == "smollm2-135m" and cpu.sft.use_lora and cpu.reward.backbone == "minilm"
-    assert pipeline.preset_config("gpu", "sim", store=sim_store).n_eval_prompts == 3000
+    assert runs.preset_config("gpu", "sim", store=sim_store).n_eval_prompts == 3000
 
 
 def test_methods_without_truth_or_instrument(sim_store):
-    config = pipeline.preset_config("smoke", "bare", store=sim_store)
+    config = runs.preset_config("smoke", "bare", store=sim_store)
     assert "oracle" not in config.methods and "oracle_noise" not in config.methods
     assert "deconfounded" in config.methods
     assert any("ground-truth" in note for note in config.notes)
     assert config.estimator == "dml"  # no instrument tagged
     with pytest.raises(DeconfoundError, match="oracle"):
-        pipeline.preset_config("smoke", "bare", store=sim_store, methods="naive,oracle")
+        runs.preset_config("smoke", "bare", store=sim_store, methods="naive,oracle")
     with pytest.raises(DeconfoundError, match="instrument"):
-        pipeline.preset_config("smoke", "bare", store=sim_store, estimator="iv")
+        runs.preset_config("smoke", "bare", store=sim_store, estimator="iv")
     with pytest.raises(DeconfoundError, match="unknown method"):
-        pipeline.preset_config("smoke", "sim", store=sim_store, methods="naive,bogus")
+        runs.preset_config("smoke", "sim", store=sim_store, methods="naive,bogus")
     with pytest.raises(DeconfoundError, match="unknown preset"):
-        pipeline.preset_config("huge", "sim", store=sim_store)
+        runs.preset_config("huge", "sim", store=sim_store)
 
 
 def test_saved_corrected_column_is_used(sim_store):
-    from deconfound.estimators import estimate, write_deconfounded_column
+    from deconfound.causal import estimate, write_deconfounded_column
     result = estimate(sim_store, "sim", "iv")
     meta = write_deconfounded_column(sim_store, "sim", result)
-    config = pipeline.preset_config("smoke", "sim", store=sim_store)
+    config = runs.preset_config("smoke", "sim", store=sim_store)
     assert config.corrected_column == meta["column"] == "outcome_deconf_iv"
     assert config.estimator == "iv" and config.corrected_meta["estimate"]["method"] == "iv"
     assert any("Deconfound page" in note for note in config.notes)
 
 
 def test_config_json_round_trip_and_overrides(sim_store, tmp_path):
-    config = pipeline.preset_config("smoke", "sim", store=sim_store,
+    config = runs.preset_config("smoke", "sim", store=sim_store,
                                     overrides={"rl.max_steps": "7", "methods": "naive,deconfounded",
                                                "gen_seeds": "0,1", "model.tiny_width": 64})
     assert config.rl.max_steps == 7 and config.methods == ["naive", "deconfounded"]
     assert config.gen_seeds == [0, 1] and config.model.tiny_width == 64
     data = json.loads(json.dumps(config.to_dict()))
-    again = pipeline.TrainConfig.from_dict(data)
+    again = runs.TrainConfig.from_dict(data)
     assert again.to_dict() == config.to_dict()
     assert isinstance(again.rl, type(config.rl)) and isinstance(again.model, type(config.model))
     with pytest.raises(DeconfoundError, match="unknown rl setting"):
-        pipeline.apply_overrides(config, {"rl.max_stepz": 3})
+        runs.apply_overrides(config, {"rl.max_stepz": 3})
     with pytest.raises(DeconfoundError, match="unknown training setting"):
-        pipeline.TrainConfig.from_dict(data | {"bogus": 1})
+        runs.TrainConfig.from_dict(data | {"bogus": 1})
     # A partial config file is completed from the table's roles and the preset.
     partial = tmp_path / "run.json"
     partial.write_text(json.dumps({"table": "sim", "preset": "smoke", "methods": ["naive"], "rl": {"beta": 0.2}}))
-    loaded = pipeline.load_config_file(partial, store=sim_store)
-    from deconfound.training import RLSettings
+    loaded = runs.load_config_file(partial, store=sim_store)
+    from deconfound.train import RLSettings
     assert loaded.methods == ["naive"] and loaded.rl.beta == 0.2
     assert loaded.rl.max_steps == RLSettings.for_preset("smoke").max_steps
 
 
 def test_splits_from_column_or_seeded(sim_store):
     data = sim_store.read_frame("sim")
-    splits, note = pipeline.assign_splits(data, seed=0)
+    splits, note = assign_splits(data, seed=0)
     assert note is None and (splits == data["split"]).all()
     bare = sim_store.read_frame("bare")
-    first, note = pipeline.assign_splits(bare, seed=5)
-    again, _ = pipeline.assign_splits(bare, seed=5)
+    first, note = assign_splits(bare, seed=5)
+    again, _ = assign_splits(bare, seed=5)
     assert note and (first == again).all()
     assert first.value_counts().to_dict() == split_counts(len(bare))
-    prompts = pipeline.eval_prompts(data, splits, "context", 50, seed=0)
+    prompts = runs.eval_prompts(data, splits, "context", 50, seed=0)
     assert len(prompts) == 50 and prompts["context"].is_unique
     assert set(data.loc[prompts["prompt_id"], "split"]) == {"test"}
 
@@ -108,7 +108,7 @@ def test_run_progress_writes_status_metrics_and_stops(tmp_path):
     folder = RunFolder(tmp_path)
     folder.write_status({"state": "running"})
     stop = threading.Event()
-    progress = pipeline.RunProgress(folder, {"sft": 10.0, "rl/naive": 30.0}, stop=stop, min_interval_s=0.0)
+    progress = runs.RunProgress(folder, {"sft": 10.0, "rl/naive": 30.0}, stop=stop, min_interval_s=0.0)
     progress.begin("sft")
     progress("sft", 5, 10, {"loss": 2.5})
     status = folder.status()
@@ -121,33 +121,33 @@ def test_run_progress_writes_status_metrics_and_stops(tmp_path):
     assert [(m["stage"], m["step"]) for m in folder.metrics()] == [("sft", 5), ("rl/naive", 15)]
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temp files
     stop.set()
-    from deconfound.training import Cancelled
+    from deconfound.train import Cancelled
     with pytest.raises(Cancelled):
         progress("rl/naive", 16, 30, {"reward": 0.3})
 
 
 def test_plan_weights_follow_settings(sim_store):
-    config = pipeline.preset_config("smoke", "sim", store=sim_store, methods="naive,deconfounded")
-    plan = pipeline.plan_stages(config)
+    config = runs.preset_config("smoke", "sim", store=sim_store, methods="naive,deconfounded")
+    plan = runs.plan_stages(config)
     assert list(plan) == ["estimate", "base", "sft", "rewards/naive", "rewards/deconfounded", "rl/naive",
                           "rl/deconfounded", "generate", "summary"]
-    longer = pipeline.apply_overrides(config, {"rl.max_steps": config.rl.max_steps * 2})
-    assert pipeline.plan_stages(longer)["rl/naive"] > plan["rl/naive"]
-    with_dpo = pipeline.apply_overrides(config, {"run_dpo": True})
-    assert "dpo/naive" in pipeline.plan_stages(with_dpo) and "dpo_pairs/deconfounded" in pipeline.plan_stages(with_dpo)
+    longer = runs.apply_overrides(config, {"rl.max_steps": config.rl.max_steps * 2})
+    assert runs.plan_stages(longer)["rl/naive"] > plan["rl/naive"]
+    with_dpo = runs.apply_overrides(config, {"run_dpo": True})
+    assert "dpo/naive" in runs.plan_stages(with_dpo) and "dpo_pairs/deconfounded" in runs.plan_stages(with_dpo)
 
 
 def test_estimate_stage_recovers_true_coefficient(sim_store, home):
     """The in-run IV estimate of the popularity effect covers the simulation's true 0.1, and the corrected
     outcome tracks true quality better than the raw outcome (the entangled confounder removed)."""
-    config = pipeline.preset_config("smoke", "sim", store=sim_store, methods="naive,deconfounded")
+    config = runs.preset_config("smoke", "sim", store=sim_store, methods="naive,deconfounded")
     job = create_job(config, sim_store)
     folder = RunFolder(job.run_dir)
-    data = pipeline.load_run_data(folder)
-    splits, _ = pipeline.assign_splits(data, 0)
-    run = pipeline._Run(folder=folder, config=config, progress=pipeline.RunProgress(folder, {"estimate": 1.0}),
+    data = runs.load_run_data(folder)
+    splits, _ = assign_splits(data, 0)
+    run = _Run(folder=folder, config=config, progress=runs.RunProgress(folder, {"estimate": 1.0}),
                         resume=False, main=True, data=data, splits=splits)
-    out = pipeline.stage_estimate(run)
+    out = stage_estimate(run)
     estimate = json.loads((job.run_dir / "estimate.json").read_text())
     low, high = estimate["conf_int"]["popularity"]
     assert low < TRUE_POPULARITY_COEF < high
@@ -160,10 +160,10 @@ def test_estimate_stage_recovers_true_coefficient(sim_store, home):
 def test_read_prompts(tmp_path):
     txt = tmp_path / "p.txt"
     txt.write_text("first abstract\n\n second abstract \n")
-    assert pipeline.read_prompts(txt) == ["first abstract", "second abstract"]
+    assert runs.read_prompts(txt) == ["first abstract", "second abstract"]
     csv = tmp_path / "p.csv"
     pd.DataFrame({"context": ["a", "b"], "other": [1, 2]}).to_csv(csv, index=False)
-    assert pipeline.read_prompts(csv) == ["a", "b"]
+    assert runs.read_prompts(csv) == ["a", "b"]
     pd.DataFrame({"abstract": ["a"]}).to_csv(csv, index=False)
     with pytest.raises(DeconfoundError, match="context"):
-        pipeline.read_prompts(csv)
+        runs.read_prompts(csv)

@@ -7,15 +7,13 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-
-from deconfound import evaluation as ev
-from deconfound import report
-from deconfound.cli import main
-from deconfound.demo import DEMO_ROLES
-from deconfound.estimators import fit_iv
-from deconfound.jobs import append_jsonl
-from deconfound.simulate import quality_scores
 from test_evaluation import make_run
+
+from deconfound import evaluate as ev
+from deconfound.causal import fit_iv
+from deconfound.cli import main
+from deconfound.jsonio import append_jsonl
+from deconfound.sim import DEMO_ROLES, quality_scores
 
 MALICIOUS = "<script>alert('x')</script> <img src=x onerror=alert(1)>"
 
@@ -43,7 +41,7 @@ def result(run):
 
 
 def test_html_report_is_self_contained_and_complete(run, result, tmp_path):
-    out = report.write_report(run, tmp_path / "r.html", result=result)
+    out = ev.write_report(run, tmp_path / "r.html", result=result)
     text = out.read_text(encoding="utf-8")
     # opens offline: no scripts, no stylesheets or images fetched from anywhere
     assert "<script" not in text.lower() and "<link" not in text.lower()
@@ -67,12 +65,12 @@ def test_report_includes_reward_scatter_when_points_exist(run, result, tmp_path)
     points = pd.DataFrame({"method": ["naive"] * 20 + ["deconfounded"] * 20,
                            "truth": np.tile(np.linspace(0, 1, 20), 2),
                            "reward": np.r_[np.linspace(1, 0, 20), np.linspace(0, 2, 20)]})
-    text = report.write_report(run, tmp_path / "r.html", result=result, reward_points=points).read_text()
+    text = ev.write_report(run, tmp_path / "r.html", result=result, reward_points=points).read_text()
     assert "r = -1.00" in text and "r = 1.00" in text and text.count("<circle") == 40
 
 
 def test_export_generations_and_metrics(run, result, tmp_path):
-    csv_path = report.export_generations(run, tmp_path / "g.csv", result=result)
+    csv_path = ev.export_generations(run, tmp_path / "g.csv", result=result)
     frame = pd.read_csv(csv_path, keep_default_na=False)
     gens = ev.load_generations(run)
     assert len(frame) == len(gens)
@@ -81,7 +79,7 @@ def test_export_generations_and_metrics(run, result, tmp_path):
     naive = frame[frame["model"] == "rl_naive"]
     assert naive["marker_East"].mean() == pytest.approx(result.models["rl_naive"].marker_rates["East"])
 
-    payload = json.loads(report.export_metrics(run, tmp_path / "m.json", result=result).read_text())
+    payload = json.loads(ev.export_metrics(run, tmp_path / "m.json", result=result).read_text())
     assert payload["models"]["sft"]["n"] == 80
     assert payload["reward_truth_corr"]["deconfounded"] == {"train": 0.93, "valid": 0.9}
     assert payload["estimate"]["method"] == "iv"
@@ -115,7 +113,7 @@ def test_export_model_merged_and_adapter_with_model_card(run, result, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     base, adapter, peft_model = _tiny_run_models(run)
 
-    merged = report.export_model(run, "rl_naive", tmp_path / "merged", merge=True, result=result)
+    merged = ev.export_model(run, "rl_naive", tmp_path / "merged", merge=True, result=result)
     assert not (merged / "adapter_config.json").exists()
     loaded = AutoModelForCausalLM.from_pretrained(merged)
     tokenizer = AutoTokenizer.from_pretrained(merged)
@@ -139,12 +137,12 @@ def test_export_model_merged_and_adapter_with_model_card(run, result, tmp_path):
     naive = result.models["rl_naive"]
     assert f"{naive.quality_mean:.3f}" in card and "East teams" in card
 
-    kept = report.export_model(run, "rl_naive", tmp_path / "adapter", merge=False, result=result)
+    kept = ev.export_model(run, "rl_naive", tmp_path / "adapter", merge=False, result=result)
     assert (kept / "adapter_config.json").exists() and "library_name: peft" in (kept / "README.md").read_text()
     with pytest.raises(Exception, match="not empty"):
-        report.export_model(run, "rl_naive", tmp_path / "adapter", merge=False, result=result)
+        ev.export_model(run, "rl_naive", tmp_path / "adapter", merge=False, result=result)
     with pytest.raises(Exception, match="no model 'rl_odin'"):
-        report.export_model(run, "rl_odin", tmp_path / "x")
+        ev.export_model(run, "rl_odin", tmp_path / "x")
 
 
 def test_cli_report_and_export(run, tmp_path, capsys):
@@ -163,16 +161,16 @@ def test_real_tiny_run_compares_reports_and_exports(store, tmp_path):
     """End to end on a real (tiny) pipeline run: evaluation, report with scatter, merged model export."""
     from transformers import AutoModelForCausalLM
 
-    from deconfound import jobs, pipeline
-    from deconfound.simulate import simulate
+    from deconfound import runs
+    from deconfound.sim import simulate
     store.ingest_frame(simulate(scenario="entangled", n=400, seed=1), "sim")
     store.save_roles("sim", DEMO_ROLES)
     overrides = {"methods": "naive,deconfounded", "model.tiny_layers": 2, "model.tiny_width": 64,
                  "model.tiny_vocab": 1000, "sft.max_steps": 6, "sft.batch_size": 8, "rl.max_steps": 4,
                  "rl.prompts_per_step": 2, "rl.num_generations": 4, "rl.max_completion_length": 8,
                  "n_eval_prompts": 30, "gen_max_new_tokens": 8, "threads": 1}
-    job = jobs.create_job(pipeline.preset_config("smoke", "sim", store=store, overrides=overrides), store)
-    pipeline.run_pipeline(job.run_dir)
+    job = runs.create_job(runs.preset_config("smoke", "sim", store=store, overrides=overrides), store)
+    runs.run_pipeline(job.run_dir)
     result = ev.compare(job.run_dir, ev.EvalConfig(n_boot=200))
     assert list(result.models) == ["base", "sft", "rl_naive", "rl_deconfounded"]
     assert all(m.n == 30 for m in result.models.values())
@@ -182,8 +180,8 @@ def test_real_tiny_run_compares_reports_and_exports(store, tmp_path):
     for method, frame in points.groupby("method"):  # the rows the run validated its rewards on
         r = np.corrcoef(frame["reward"], frame["truth"])[0, 1]
         assert r == pytest.approx(result.reward_truth_corr[method]["valid"], abs=1e-6)
-    html_text = report.write_report(job.run_dir, result=result).read_text()
+    html_text = ev.write_report(job.run_dir, result=result).read_text()
     assert "<circle" in html_text and "<polyline" in html_text
-    out = report.export_model(job.run_dir, "rl_deconfounded", tmp_path / "export", result=result)
+    out = ev.export_model(job.run_dir, "rl_deconfounded", tmp_path / "export", result=result)
     assert AutoModelForCausalLM.from_pretrained(out).config.num_hidden_layers == 2
     assert "## Confounders removed" in (out / "README.md").read_text()

@@ -2,7 +2,7 @@
 
 Fast tests use the TF-IDF backbone on the demo's rm / rm_valid splits; one test runs MiniLM on a subsample;
 the fine-tuned LM head and the frozen generator backbone run on a tiny model in a `slow` test.
-The deconfounded outcome comes from the project's 2SLS (`estimators.fit_iv`: popularity endogenous,
+The deconfounded outcome comes from the project's 2SLS (`causal.fit_iv`: popularity endogenous,
 team-region dummies as instruments).
 """
 
@@ -25,17 +25,17 @@ COLUMNS = RewardColumns(text="text", context="context", outcome="outcome", truth
 def demo_frame(scenario: str) -> pd.DataFrame:
     """The demo table with the IV-deconfounded outcome as column `corrected`."""
     import torch
-    from deconfound import estimators
-    from deconfound.demo import DEMO_ROLES
+
+    from deconfound import causal
     from deconfound.paths import demo_data_dir
-    from deconfound.simulate import simulate
+    from deconfound.sim import DEMO_ROLES, simulate
     torch.set_num_threads(1)
     path = demo_data_dir() / f"demo_{scenario}.csv"
     frame = pd.read_csv(path, parse_dates=["published_at"]) if path.exists() else \
         simulate(scenario=scenario, n=20_000, seed=0)
-    result = estimators.fit_iv(frame, DEMO_ROLES)
+    result = causal.fit_iv(frame, DEMO_ROLES)
     assert abs(result.coef["popularity"] - 0.1) < 0.02  # the IV recovers the simulation's true effect
-    frame["corrected"], _ = estimators.deconfounded_outcome(frame, result)
+    frame["corrected"], _ = causal.deconfounded_outcome(frame, result)
     return frame
 
 
@@ -235,6 +235,7 @@ def test_minilm_backbone_deconfounded_beats_naive(entangled, tmp_path, home):
 @pytest.mark.slow
 def test_finetuned_and_generator_backbones_on_a_tiny_lm(entangled, tmp_path, home):
     import torch
+
     from deconfound.models import build_tiny_model
     torch.set_num_threads(2)
     train, valid = splits(entangled)

@@ -2,10 +2,8 @@
 
 import pytest
 
+from deconfound.data import Roles, Store, guess_roles, validate
 from deconfound.errors import RolesError
-from deconfound.roles import Roles, validate
-from deconfound.roles_guess import guess_roles
-from deconfound.store import Store
 
 SCHEMA = {"text": "VARCHAR", "context": "VARCHAR", "outcome": "DOUBLE", "label": "VARCHAR",
           "popularity": "DOUBLE", "team_region": "VARCHAR", "published_at": "TIMESTAMP", "quality": "DOUBLE"}

@@ -7,19 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deconfound import _corpus as corpus
-from deconfound.simulate import (
-    PAPER_SPLITS,
-    SCENARIOS,
-    TEAM_REGION,
-    TEAMS,
-    TRUE_POPULARITY_COEF,
-    SimulationConfig,
-    mentioned_region,
-    quality_scores,
-    simulate,
-    split_counts,
-)
+from deconfound.data import PAPER_SPLITS, split_counts
+from deconfound.sim import (SCENARIOS, TEAM_REGION, TEAMS, TRUE_POPULARITY_COEF, SimulationConfig, corpus,
+                            mentioned_region, quality_scores, simulate)
 
 N = 20_000
 REGION_CODE = {"None": 0, "West": 1, "Central": 2, "East": 3}
@@ -142,7 +132,7 @@ def test_teams_constant_has_eight_or_more_teams_per_region():
 
 
 def test_names_carry_no_sentiment_so_the_instrument_stays_valid():
-    from vaderSentiment.vaderSentiment import BOOSTER_DICT, NEGATE, SentimentIntensityAnalyzer
+    from vaderSentiment.vaderSentiment import (BOOSTER_DICT, NEGATE, SentimentIntensityAnalyzer)
     special = set(SentimentIntensityAnalyzer().lexicon) | set(BOOSTER_DICT) | set(NEGATE)
     words = set()
     for group in (corpus.FIRST_NAMES, corpus.SURNAMES, corpus.VENUE_PREFIXES,

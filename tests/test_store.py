@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from deconfound.data import Store, safe_table_name
 from deconfound.errors import IngestError, NotFoundError
-from deconfound.store import Store, safe_table_name
 
 
 def write(tmp_path, name, content, mode="w", encoding="utf-8"):

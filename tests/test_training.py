@@ -16,11 +16,12 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("trl")
 
 from deconfound.errors import DeconfoundError  # noqa: E402
-from deconfound.generation import generate, generate_with_stats, row_seed  # noqa: E402
-from deconfound.models import PromptStyle, build_tiny_model, is_adapter_folder, load_generator  # noqa: E402
-from deconfound.training import (PRESETS, Cancelled, DPOSettings, GuardedReward, RLSettings,  # noqa: E402
-                                 SFTSettings, TrainingSummary, _Guards, build_preference_pairs, repetition_rate,
-                                 rl_config, run_dpo, run_rl, run_sft)
+from deconfound.models import (PromptStyle, build_tiny_model, generate, generate_with_stats,  # noqa: E402  # noqa: E402
+                               is_adapter_folder, load_generator, row_seed)
+from deconfound.text_measures import repetition_rate  # noqa: E402
+from deconfound.train import (PRESETS, Cancelled, DPOSettings, GuardedReward, RLSettings, SFTSettings,  # noqa: E402
+                              TrainingSummary, build_preference_pairs, rl_config, run_dpo, run_rl, run_sft)
+from deconfound.train.training import _Guards  # noqa: E402
 
 TEAMS = ["Ironmen", "Condors", "Rebels", "Pilots", "Anchors", "Flyers", "Monarchs", "Coyotes"]
 DAYS = ["Monday", "Tuesday", "Friday", "Sunday"]

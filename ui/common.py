@@ -10,8 +10,8 @@ from contextlib import contextmanager
 import streamlit as st
 
 from deconfound import paths
+from deconfound.data import Store
 from deconfound.errors import DeconfoundError
-from deconfound.store import Store
 
 log = logging.getLogger("deconfound.ui")
 TABLE_KEY = "table"
@@ -68,8 +68,8 @@ def step_status(store: Store, table: str | None) -> dict[str, bool]:
     done["Diagnostics"] = done["Roles"]  # diagnostics are computed on demand once roles exist
     done["Deconfound"] = bool(store.column_meta(table))
     try:
-        from deconfound import jobs
-        runs = [j for j in jobs.list_jobs() if j.get("table") == table]
+        from deconfound import runs
+        runs = [j for j in runs.list_jobs() if j.get("table") == table]
         done["Train"] = any(j.get("state") == "completed" for j in runs)
         done["Compare"] = done["Train"]
     except Exception:  # jobs module absent or run folder unreadable: show the step as not done

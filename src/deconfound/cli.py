@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import paths
 from .errors import DeconfoundError
+from .jsonio import json_default
 
 EXIT_USER_ERROR = 2
 log = logging.getLogger("deconfound")
@@ -32,29 +33,16 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _store(args):
-    from .store import Store
+    from .data import Store
     return Store(args.db)
 
 
 def emit(args, payload, text: str) -> None:
     """Print JSON when --json was given, else the human-readable text."""
     if getattr(args, "json", False):
-        print(json.dumps(payload, indent=2, default=_json_default))
+        print(json.dumps(payload, indent=2, default=json_default))
     else:
         print(text)
-
-
-def _json_default(obj):
-    import numpy as np
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return None if np.isnan(obj) else float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    return str(obj)
 
 
 # ------------------------------------------------------------------ foundation commands
@@ -83,7 +71,7 @@ def cmd_describe(args) -> None:
 
 
 def cmd_tag(args) -> None:
-    from .roles import Roles
+    from .data import Roles
     store = _store(args)
     roles = Roles(text=args.text, context=args.context, outcome=args.outcome, timestamp=args.timestamp,
                   confounders=args.confounder or [], instruments=args.instrument or [],
@@ -99,7 +87,7 @@ def cmd_drop(args) -> None:
 
 
 def cmd_simulate(args) -> None:
-    from .simulate import SimulationConfig, simulate
+    from .sim import SimulationConfig, simulate
     frame = simulate(SimulationConfig(scenario=args.scenario, n=args.n, seed=args.seed))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -112,14 +100,14 @@ def cmd_simulate(args) -> None:
 
 
 def cmd_demo(args) -> None:
-    from .demo import load_demo
+    from .sim import load_demo
     tables = load_demo(_store(args), replace=args.replace)
     emit(args, {"tables": tables}, "demo tables ready (tagged): " + ", ".join(tables))
 
 
 # ------------------------------------------------------------------ diagnose, estimate
 def cmd_diagnose(args) -> None:
-    from .diagnostics import DiagnosticsConfig, diagnose
+    from .causal import DiagnosticsConfig, diagnose
     config = DiagnosticsConfig(embeddings=args.embeddings, marker_rows=args.marker_rows,
                                min_support=args.min_support)
     report = diagnose(_store(args), args.table, config, scores=args.score)
@@ -127,7 +115,7 @@ def cmd_diagnose(args) -> None:
 
 
 def cmd_estimate(args) -> None:
-    from .estimators import EstimatorConfig, estimate, write_deconfounded_column
+    from .causal import EstimatorConfig, estimate, write_deconfounded_column
     store = _store(args)
     config = EstimatorConfig(time_effects=not args.no_time_effects, embeddings=args.embeddings, folds=args.folds)
     result = estimate(store, args.table, args.method, config)
@@ -142,7 +130,7 @@ def cmd_estimate(args) -> None:
 
 # ------------------------------------------------------------------ compare, report, export
 def _run_dir(args) -> Path:
-    from .jobs import job_dir
+    from .runs import job_dir
     return job_dir(args.run_dir)
 
 
@@ -163,20 +151,19 @@ def _markers_arg(raw: str | None) -> dict | None:
 
 
 def _eval_config(args):
-    from .evaluation import EvalConfig
+    from .evaluate import EvalConfig
     return EvalConfig(scorer=args.scorer, markers=_markers_arg(args.markers), reference=args.reference,
                       n_boot=args.n_boot, seed=args.seed)
 
 
 def cmd_compare(args) -> None:
-    from .evaluation import compare
+    from .evaluate import compare
     result = compare(_run_dir(args), _eval_config(args))
     emit(args, result.to_dict(), result.summary())
 
 
 def cmd_report(args) -> None:
-    from .evaluation import compare, reward_truth_points
-    from .report import write_report
+    from .evaluate import compare, reward_truth_points, write_report
     run_dir = _run_dir(args)
     result = compare(run_dir, _eval_config(args))
     points = reward_truth_points(run_dir) if args.scatter else None
@@ -185,8 +172,13 @@ def cmd_report(args) -> None:
 
 
 def cmd_export(args) -> None:
-    from .evaluation import compare
-    from .report import export_generations, export_metrics, export_model, write_report
+    from .evaluate import (
+        compare,
+        export_generations,
+        export_metrics,
+        export_model,
+        write_report,
+    )
     run_dir = _run_dir(args)
     out = Path(args.out) if args.out else run_dir / "outputs"
     out.mkdir(parents=True, exist_ok=True)
@@ -201,7 +193,7 @@ def cmd_export(args) -> None:
 
 # ------------------------------------------------------------------ training jobs
 def _train_config(args):
-    from .pipeline import apply_overrides, load_config_file, parse_overrides, preset_config
+    from .runs import apply_overrides, load_config_file, parse_overrides, preset_config
     overrides = parse_overrides(args.set or [])
     if args.methods:
         overrides["methods"] = args.methods
@@ -228,7 +220,7 @@ def _job_payload(status: dict) -> dict:
 
 def _follow(args, job_id: str) -> int:
     """Print progress lines (stderr) until the job ends; Ctrl-C cancels it. Exit 0 only when completed."""
-    from . import jobs
+    from .runs import jobs
     shown = {"line": None}
 
     def show(status: dict) -> None:
@@ -254,7 +246,7 @@ def _follow(args, job_id: str) -> int:
 
 
 def cmd_train(args) -> int:
-    from . import jobs
+    from .runs import jobs
     config = _train_config(args)
     job = jobs.create_job(config, store=_store(args))
     if args.prepare:
@@ -279,20 +271,20 @@ def cmd_train(args) -> int:
 
 
 def cmd_jobs(args) -> None:
-    from . import jobs
+    from .runs import jobs
     rows = jobs.list_jobs()
     emit(args, rows, "\n".join(jobs.format_job_line(r) for r in rows) or
          "no jobs yet: `deconfound train --table T --preset smoke`")
 
 
 def cmd_cancel(args) -> None:
-    from . import jobs
+    from .runs import jobs
     status = jobs.cancel_job(args.job_id)
     emit(args, _job_payload(status), f"job {status['id']} {status['state']}")
 
 
 def cmd_resume(args) -> int:
-    from . import jobs
+    from .runs import jobs
     job = jobs.resume_job(args.job_id, num_processes=max(1, args.processes))
     if args.detach:
         status = jobs.job_status(job.id)
@@ -302,8 +294,7 @@ def cmd_resume(args) -> int:
 
 
 def cmd_generate(args) -> None:
-    from .jobs import job_dir
-    from .pipeline import generate_for_run, read_prompts
+    from .runs import generate_for_run, job_dir, read_prompts
     run_dir = job_dir(args.run)
     contexts = read_prompts(args.prompts)
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
@@ -319,7 +310,7 @@ def cmd_generate(args) -> None:
         emit(args, {"out": str(out), "rows": len(frame), "models": sorted(frame["model"].unique())},
              f"wrote {len(frame)} generations ({frame['model'].nunique()} models × {len(contexts)} prompts) to {out}")
     elif args.json:
-        print(json.dumps(frame.to_dict(orient="records"), indent=2, default=_json_default))
+        print(json.dumps(frame.to_dict(orient="records"), indent=2, default=json_default))
     else:
         frame.to_csv(sys.stdout, index=False)
 

@@ -20,7 +20,7 @@ import warnings
 from pathlib import Path
 
 from .errors import DeconfoundError
-from .jobs import RunFolder, now_iso
+from .runs.folder import RunFolder, now_iso
 
 log = logging.getLogger("deconfound")
 
@@ -102,14 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda signum, frame: _request_stop(stop))
     signal.signal(signal.SIGINT, lambda signum, frame: _request_stop(stop))
 
-    from . import pipeline  # after logging: the pipeline logs its imports and stages
+    from . import runs  # after logging: the pipeline logs its imports and stages
     log.info("worker pid %d (group %d) %s %s", os.getpid(), os.getpgrp(), "resuming" if args.resume else "starting",
              folder.path)
     try:
         set_threads(threads)
-        pipeline.run_pipeline(folder.path, resume=args.resume, stop=stop, write_status=main_process)
+        runs.run_pipeline(folder.path, resume=args.resume, stop=stop, write_status=main_process)
         return 0
-    except pipeline.cancelled_errors() as exc:
+    except runs.cancelled_errors() as exc:
         log.info("cancelled: %s", exc or "stop requested")
         if main_process:
             _finish(folder, "cancelled", "cancelled by the user; resume continues from the last checkpoint")

@@ -23,53 +23,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import DeconfoundError, NotFoundError
-from .estimators import EstimatorConfig
-from .jobs import ACTIVE_STATES, RunFolder, now_iso, process_start_time, read_json, write_json_atomic
-from .models import ModelSpec
-from .rewards import METHODS, RewardColumns, RewardConfig
-from .roles import Roles
-from .training import DPOSettings, RLSettings, SFTSettings
+from ..causal import EstimatorConfig, latest_corrected_column
+from ..data import Roles, assign_splits
+from ..errors import DeconfoundError, NotFoundError
+from ..jsonio import read_json, write_json_atomic
+from ..models import ModelSpec
+from ..presets import POLICY_MODEL, PRESET_NAMES, PRESETS, REWARD_COST
+from ..rewards import (METHODS, REWARD_METHODS, RewardColumns, RewardConfig, missing_requirement, parse_methods)
+from ..train import DPOSettings, RLSettings, SFTSettings
+from .folder import RunFolder, now_iso
+from .jobs import ACTIVE_STATES, process_start_time
 
 log = logging.getLogger(__name__)
 
-PRESETS = ("smoke", "cpu", "gpu")
-PRESET_INFO = {
-    "smoke": {"label": "Smoke test", "model": "tiny",
-              "expected": "a tiny model built from scratch; the whole pipeline in a few minutes on 2 CPU cores "
-                          "(checks that everything works; its headlines are not meant to be good)"},
-    "cpu": {"label": "Laptop demo", "model": "smollm2-135m",
-            "expected": "SmolLM2-135M with LoRA; roughly an hour or two on a laptop CPU for all methods"},
-    "gpu": {"label": "Paper scale", "model": "smollm2-135m",
-            "expected": "the paper's settings (one SFT epoch, 10k RL prompts, 3,000 test prompts); hours on a GPU"},
-}
-METHOD_INFO = {
-    "oracle": "rewards the true quality (only simulations have it): the best any method could do",
-    "oracle_noise": "the true quality plus noise: a realistic upper bound",
-    "naive": "rewards the raw outcome, confounders and all (what most teams would do)",
-    "confounder_text": "writes the confounder's value into the reward model's input",
-    "confounder_layer": "feeds the confounder as a number next to the text's representation",
-    "odin": "ODIN: a second head soaks up the confounder, RL uses the quality head",
-    "deconfounded": "DeconfoundLM: rewards the outcome after removing the estimated confounder effect",
-}
-TRUTH_METHODS = ("oracle", "oracle_noise")
-CONFOUNDER_METHODS = ("confounder_text", "confounder_layer", "odin", "deconfounded")
-SPLITS = ("sft", "rm", "rm_valid", "rl", "test")
 SAMPLE_PROMPTS = 3  # generations per trained model shown in the live panel
-POLICY_MODEL = "@policy"  # reward.model_path meaning "the run's starting policy" (SFT model, else the base)
 OVERRIDES_ENV = "DECONFOUND_TRAIN_OVERRIDES"  # JSON {"rl.max_steps": 3, ...}: tests and demos shrink runs
-
-# Seconds per unit on 2 CPU cores (smoke/cpu) or one GPU: only for progress weights and the first ETA.
-_COST = {"smoke": {"sft": 0.35, "rl": 0.7, "dpo": 0.4, "gen": 1 / 300},
-         "cpu": {"sft": 3.0, "rl": 8.0, "dpo": 3.0, "gen": 1 / 12},
-         "gpu": {"sft": 0.3, "rl": 1.5, "dpo": 0.3, "gen": 1 / 150}}
-# Pipeline-level adjustments of training's presets. Smoke: the paper's editor prompt alone is ~110 tokens
-# with the tiny model's tokenizer (a 96-token limit cut every completion away, and it made each SFT/RL step
-# 3x longer); a one-line instruction keeps the smoke run short. The other presets keep the editor prompt.
-SMOKE_SYSTEM_PROMPT = "Write a headline for this news story."
-_PRESET_ADJUSTMENTS = {"smoke": {"sft.system_prompt": SMOKE_SYSTEM_PROMPT, "sft.max_length": 128,
-                                 "dpo.max_length": 128}}
-_REWARD_COST = {"tfidf": 2.0, "minilm": 60.0, "generator": 60.0, "finetune": 120.0}
 
 
 def default_threads() -> int:
@@ -225,28 +193,6 @@ def env_overrides() -> dict:
     return value
 
 
-def parse_methods(methods) -> list[str]:
-    """A comma string or list of method names, checked against the known methods."""
-    items = [m.strip() for m in methods.split(",")] if isinstance(methods, str) else [str(m).strip() for m in methods]
-    items = [m for m in dict.fromkeys(items) if m]
-    unknown = [m for m in items if m not in METHODS]
-    if unknown:
-        raise DeconfoundError(f"unknown method(s) {', '.join(unknown)}: choose from {', '.join(METHODS)}")
-    if not items:
-        raise DeconfoundError(f"choose at least one method ({', '.join(METHODS)})")
-    return items
-
-
-def latest_corrected_column(store, table: str, outcome: str | None) -> tuple[str | None, dict]:
-    """The newest deconfounded-outcome column saved for this table's outcome (Deconfound step), if any."""
-    best, meta = None, {}
-    for name, info in store.column_meta(table).items():
-        if info.get("kind") == "deconfounded_outcome" and info.get("source_outcome") in (None, outcome):
-            if best is None or str(info.get("created_at", "")) >= str(meta.get("created_at", "")):
-                best, meta = name, info
-    return best, meta
-
-
 def preset_config(preset: str, table: str, store=None, overrides: dict | None = None, **fields_) -> TrainConfig:
     """A complete TrainConfig for `table` from its saved roles and a size preset.
 
@@ -256,10 +202,10 @@ def preset_config(preset: str, table: str, store=None, overrides: dict | None = 
     `fields_` and `overrides` (dotted keys, e.g. {"rl.max_steps": 5}) change any setting.
     """
     if preset not in PRESETS:
-        raise DeconfoundError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)} "
+        raise DeconfoundError(f"unknown preset {preset!r}: choose one of {', '.join(PRESET_NAMES)} "
                               f"(smoke: minutes, cpu: laptop demo, gpu: paper scale)")
     if store is None:
-        from .store import Store
+        from ..data import Store
         store = Store()
     store.require(table)
     roles = store.require_roles(table)
@@ -270,22 +216,20 @@ def preset_config(preset: str, table: str, store=None, overrides: dict | None = 
     explicit = "methods" in merged
     notes: list[str] = []
     methods = parse_methods(merged.pop("methods")) if explicit else list(METHODS)
-    dropped = []
-    if not roles.truth:
-        dropped += [m for m in methods if m in TRUTH_METHODS]
-    if not roles.confounders:
-        dropped += [m for m in methods if m in CONFOUNDER_METHODS]
+    missing = {m: missing_requirement(m, roles) for m in methods}
+    dropped = [m for m in methods if missing[m]]
+    truth_only = all(REWARD_METHODS[m].needs_truth for m in dropped)
     if dropped and explicit:
-        why = "no truth column is tagged" if set(dropped) <= set(TRUTH_METHODS) else \
-            "the table has no tagged truth column or no confounder"
+        why = "no truth column is tagged" if truth_only else "the table has no tagged truth column or no confounder"
         raise DeconfoundError(f"method(s) {', '.join(dropped)} cannot run: {why}; remove them or tag the column")
     if dropped:
-        notes.append(f"left out {', '.join(dropped)}: " + ("the table has no ground-truth column"
-                     if set(dropped) <= set(TRUTH_METHODS) else "the table has no truth or no confounder tagged"))
+        notes.append(f"left out {', '.join(dropped)}: " + ("the table has no ground-truth column" if truth_only
+                                                           else "the table has no truth or no confounder tagged"))
     methods = [m for m in methods if m not in dropped]
     if not methods:
         raise DeconfoundError("no reward method can run on this table: tag an outcome and a confounder")
-    if len(roles.confounders) > 1 and any(m in methods for m in ("confounder_text", "confounder_layer", "odin")):
+    fitting = [m for m in methods if REWARD_METHODS[m].fits_confounder]
+    if len(roles.confounders) > 1 and fitting:
         notes.append(f"confounder_text/layer and ODIN use the first confounder ('{roles.confounders[0]}')")
 
     corrected, meta = latest_corrected_column(store, table, roles.outcome)
@@ -297,24 +241,19 @@ def preset_config(preset: str, table: str, store=None, overrides: dict | None = 
         notes.append(f"the confounder effect will be estimated in the run with "
                      f"{'IV (instruments: ' + ', '.join(roles.instruments) + ')' if estimator == 'iv' else 'DML (no instrument tagged)'}")
 
-    info = PRESET_INFO[preset]
+    spec = PRESETS[preset]
     config = TrainConfig(
         table=table, db=str(store.path), roles=roles.to_dict(), methods=methods, preset=preset,
-        model=ModelSpec(name=info["model"]), estimator=estimator, corrected_column=corrected,
+        model=ModelSpec(name=spec.model), estimator=estimator, corrected_column=corrected,
         corrected_meta={k: v for k, v in meta.items() if k != "estimate"} | ({"estimate": meta["estimate"]}
                                                                             if "estimate" in meta else {}),
-        reward=RewardConfig(method="naive", backbone={"smoke": "tfidf", "cpu": "minilm", "gpu": "finetune"}[preset],
-                            model_path=POLICY_MODEL if preset == "gpu" else None),
+        reward=RewardConfig(method="naive", backbone=spec.reward_backbone, model_path=spec.reward_model_path),
         sft=SFTSettings.for_preset(preset), rl=RLSettings.for_preset(preset), dpo=DPOSettings.for_preset(preset),
-        n_eval_prompts={"smoke": 300, "cpu": 300, "gpu": 3000}[preset],
-        gen_seeds=[0, 1, 2] if preset == "gpu" else [0],
-        gen_max_new_tokens=32 if preset == "gpu" else 24,
-        max_reward_rows=None, notes=notes)
-    if preset == "gpu":
+        n_eval_prompts=spec.n_eval_prompts, gen_seeds=list(spec.gen_seeds), gen_max_new_tokens=spec.gen_max_new_tokens,
+        dpo_prompts=spec.dpo_prompts, max_reward_rows=None, notes=notes)
+    if not spec.auto_threads:
         config.threads = None
-    if preset == "smoke":
-        config.dpo_prompts = 100
-    config = apply_overrides(config, _PRESET_ADJUSTMENTS.get(preset, {}) | merged)
+    config = apply_overrides(config, merged)
     if config.estimator not in ("iv", "dml"):
         raise DeconfoundError(f"unknown estimator {config.estimator!r}: use iv or dml")
     if config.estimator == "iv" and not roles.instruments and not config.corrected_column \
@@ -374,7 +313,7 @@ class RunProgress:
     def check_stop(self) -> None:
         """Raise `training.Cancelled` when a stop was requested (SIGTERM)."""
         if self.stop is not None and self.stop.is_set():
-            from .training import Cancelled
+            from ..train import Cancelled
             raise Cancelled("stop requested")
 
     @property
@@ -457,31 +396,6 @@ def load_run_data(folder: RunFolder) -> pd.DataFrame:
     return pd.read_parquet(folder.data_path)
 
 
-def assign_splits(data: pd.DataFrame, seed: int) -> tuple[pd.Series, str | None]:
-    """The split of each row: the table's `split` column when it has the paper's splits, else a seeded
-    split in the paper's proportions (App. D). Returns (splits, note)."""
-    if "split" in data.columns:
-        values = data["split"].astype(str)
-        present = set(values.unique())
-        if {"rm", "rl", "test"} <= present:
-            note = None
-            if "rm_valid" not in present:
-                values = values.copy()
-                rm = values.index[values == "rm"]
-                valid = np.random.default_rng(seed).permutation(rm)[: max(1, len(rm) // 5)]
-                values.loc[valid] = "rm_valid"
-                note = "the split column has no rm_valid rows: 20% of the rm rows validate the reward models"
-            return values, note
-    from .simulate import split_counts
-    counts = split_counts(len(data))
-    labels = np.concatenate([[name] * counts[name] for name in SPLITS])
-    order = np.random.default_rng(seed).permutation(len(data))
-    values = pd.Series(index=data.index, dtype=object)
-    values.iloc[order] = labels
-    return values, (f"no usable split column: rows were split {', '.join(f'{k} {v}' for k, v in counts.items())} "
-                    f"(seed {seed})")
-
-
 def eval_prompts(data: pd.DataFrame, splits: pd.Series, context: str, n: int, seed: int) -> pd.DataFrame:
     """The held-out prompts every model writes for: up to n distinct test contexts, seeded."""
     test = data.loc[splits == "test", [context]].dropna()
@@ -526,14 +440,14 @@ class _Run:
 
 def plan_stages(config: TrainConfig, n_eval: int | None = None) -> dict[str, float]:
     """Stage name → expected cost (seconds on the preset's reference hardware)."""
-    cost = _COST.get(config.preset, _COST["cpu"])
+    cost = (PRESETS.get(config.preset) or PRESETS["cpu"]).cost
     steps = lambda s, rows: s.max_steps if s.max_steps and s.max_steps > 0 else max(1, int(rows))  # noqa: E731
     plan = {"estimate": 2.0 if (config.corrected_column or "deconfounded" not in config.methods)
             else (3.0 if config.estimator == "iv" else 30.0), "base": 5.0}
     if config.run_sft:
         plan["sft"] = steps(config.sft, 1000) * cost["sft"] + 5
     for method in config.methods:
-        plan[f"rewards/{method}"] = _REWARD_COST.get(config.reward.backbone, 30.0)
+        plan[f"rewards/{method}"] = REWARD_COST.get(config.reward.backbone, 30.0)
     for method in config.methods:
         plan[f"rl/{method}"] = steps(config.rl, 1000) * cost["rl"] + 5
     if config.run_dpo:
@@ -558,7 +472,7 @@ def stage_estimate(run: _Run) -> dict:
         return {"corrected_column": config.corrected_column, "source": "table"}
     if "deconfounded" not in config.methods:
         return {"corrected_column": None, "source": "not needed"}
-    from .estimators import deconfounded_outcome, default_column_name, fit_dml, fit_iv
+    from ..causal import deconfounded_outcome, default_column_name, fit_dml, fit_iv
     fit_rows = run.data.loc[run.splits != "test"]  # nothing about the held-out prompts is used in training
     if config.estimator == "iv":
         result = fit_iv(fit_rows, roles, config.estimation)
@@ -583,7 +497,7 @@ def stage_estimate(run: _Run) -> dict:
 
 def stage_base(run: _Run) -> dict:
     """A loadable folder for the starting generator (a tiny model is built inside the run folder)."""
-    from .models import resolve_model_path
+    from ..models import resolve_model_path
     spec = run.config.model
     roles = run.roles
     corpus = None
@@ -597,7 +511,7 @@ def stage_base(run: _Run) -> dict:
 
 
 def stage_sft(run: _Run) -> dict:
-    from .training import run_sft
+    from ..train import run_sft
     roles = run.roles
     rows = run.rows("sft")
     frame = pd.DataFrame({"context": rows[roles.context].astype(str), "text": rows[roles.text]}).dropna()
@@ -619,7 +533,7 @@ def reward_columns(run: _Run) -> RewardColumns:
 def stage_reward(run: _Run, method: str, features) -> dict:
     from dataclasses import replace as dc_replace
 
-    from .rewards import train_all
+    from ..rewards import train_all
     base = run.config.reward
     if base.backbone in ("generator", "finetune") and base.model_path in (None, "", POLICY_MODEL):
         base = dc_replace(base, model_path=policy_path(run))
@@ -646,8 +560,8 @@ def rl_prompts(run: _Run) -> pd.DataFrame:
 
 
 def stage_rl(run: _Run, method: str) -> dict:
-    from .rewards import RewardModel
-    from .training import run_rl
+    from ..rewards import RewardModel
+    from ..train import run_rl
     reward = RewardModel.load(run.path("rewards", method)).reward_func()
     name = f"rl_{method}"
     # reward_func already standardises by the reward model's training scores: keep that scale.
@@ -658,8 +572,8 @@ def stage_rl(run: _Run, method: str) -> dict:
 
 
 def stage_dpo_pairs(run: _Run, method: str) -> dict:
-    from .rewards import RewardModel
-    from .training import build_preference_pairs
+    from ..rewards import RewardModel
+    from ..train import build_preference_pairs
     reward = RewardModel.load(run.path("rewards", method)).reward_func()
     prompts = rl_prompts(run)
     pairs = build_preference_pairs(prompts, policy_path=policy_path(run), reward_fn=reward,
@@ -677,7 +591,7 @@ def stage_dpo_pairs(run: _Run, method: str) -> dict:
 
 
 def stage_dpo(run: _Run, method: str) -> dict:
-    from .training import run_dpo
+    from ..train import run_dpo
     pairs = pd.read_csv(run.path("dpo_pairs", f"{method}.csv"), keep_default_na=False)
     name = f"dpo_{method}"
     out = run_dpo(policy_path(run), pairs, run.config.dpo, run.path("models", name), progress=run.progress,
@@ -718,7 +632,7 @@ def write_samples(run: _Run, stage: str, model_name: str, model_path: str, metho
     """A few generations of a freshly trained model for the live panel (samples.jsonl)."""
     if not run.main:
         return
-    from .generation import generate
+    from ..models import generate
     prompts = eval_prompts(run.data, run.splits, run.roles.context, SAMPLE_PROMPTS, run.config.seed)
     if prompts.empty:
         return
@@ -726,7 +640,7 @@ def write_samples(run: _Run, stage: str, model_name: str, model_path: str, metho
                      max_new_tokens=run.config.gen_max_new_tokens, temperature=run.config.gen_temperature)
     scores = [None] * len(texts)
     if method:
-        from .rewards import RewardModel
+        from ..rewards import RewardModel
         model = RewardModel.load(run.path("rewards", method))
         confounder = np.full(len(texts), model.state["confounder_mean"]) if model.needs_confounder else None
         scores = [round(float(s), 4) for s in model.score(texts, prompts["context"].tolist(), confounder)]
@@ -740,7 +654,7 @@ def generate_frame(models: dict[str, Path], prompts: pd.DataFrame, seeds: list[i
                    progress=None) -> pd.DataFrame:
     """Generations of every model for every prompt and seed: columns prompt_id, context, model, seed, text.
     With `partial_dir`, each (model, seed) is saved there as it finishes and reused on a resume."""
-    from .generation import generate
+    from ..models import generate
     frames = []
     jobs_total = len(models) * len(seeds)
     done = 0
@@ -809,7 +723,7 @@ def run_summary(run: _Run, seconds: float) -> dict:
 # ------------------------------------------------------------------ the run
 def cancelled_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean "stopped on request" (the worker records those as cancelled)."""
-    from .training import Cancelled
+    from ..train import Cancelled
     return (Cancelled, KeyboardInterrupt)
 
 
@@ -930,7 +844,7 @@ def drop_incomplete_checkpoints(root: Path) -> list[Path]:
 def _check_columns(config: TrainConfig, data: pd.DataFrame) -> None:
     roles = config.role_set
     needed = [roles.text, roles.context, roles.outcome] + roles.confounders[:1]
-    if roles.truth and any(m in TRUTH_METHODS for m in config.methods):
+    if roles.truth and any(REWARD_METHODS[m].needs_truth for m in config.methods if m in REWARD_METHODS):
         needed.append(roles.truth)
     missing = [c for c in needed if c and c not in data.columns]
     if missing:
@@ -942,7 +856,7 @@ def _check_columns(config: TrainConfig, data: pd.DataFrame) -> None:
 
 def _feature_cache(run: _Run):
     """One frozen encoder shared by all reward models of the run (each text embedded once)."""
-    from .rewards import FROZEN_BACKBONES, FeatureCache
+    from ..rewards import FROZEN_BACKBONES, FeatureCache
     reward = run.config.reward
     if reward.backbone not in FROZEN_BACKBONES:
         return None

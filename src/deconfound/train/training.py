@@ -28,15 +28,17 @@ from typing import Callable, ClassVar
 import numpy as np
 import pandas as pd
 
-from .errors import DeconfoundError
-from .models import (SHORT_EDITOR_PROMPT, PromptStyle, build_messages, is_adapter_folder, load_generator,
-                     lora_config, pick_device, record_adapter_base, save_merged, set_torch_threads)
+from ..errors import DeconfoundError
+from ..models import (PromptStyle, build_messages, is_adapter_folder, load_generator, lora_config, pick_device,
+                      record_adapter_base, save_merged, set_torch_threads)
+from ..presets import PRESET_NAMES as PRESETS
+from ..presets import PRESETS as PRESET_TABLE
+from ..text_measures import completion_text, repetition_rate
 
 log = logging.getLogger(__name__)
 # trl 1.16 calls a transformers-5 deprecated property on every step; the warning says nothing to users.
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
-PRESETS = ("smoke", "cpu", "gpu")
 SUMMARY_FILE = "training_summary.json"
 REWARD_STATS_FILE = "reward_stats.json"
 
@@ -50,7 +52,7 @@ class Cancelled(Exception):
 class _Settings:
     """Shared behaviour: JSON round trip and presets."""
 
-    _PRESETS: ClassVar[dict] = {}
+    _PRESET_BLOCK: ClassVar[str] = ""  # which block of presets.PRESETS holds this class's values
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -68,14 +70,16 @@ class _Settings:
     def for_preset(cls, preset: str, **overrides):
         """Settings of a size preset ('smoke': tiny model in minutes, 'cpu': SmolLM2 with LoRA on a
         laptop, 'gpu': paper scale), with `overrides` applied."""
-        if preset not in cls._PRESETS:
+        if preset not in PRESET_TABLE:
             raise DeconfoundError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
-        return cls(**(cls._PRESETS[preset] | overrides))
+        return cls(**(getattr(PRESET_TABLE[preset], cls._PRESET_BLOCK) | overrides))
 
 
 @dataclass
 class SFTSettings(_Settings):
     """Supervised fine-tuning on (context → text) rows; loss on the completion (the text) only."""
+
+    _PRESET_BLOCK: ClassVar[str] = "sft"
 
     epochs: float = field(default=1.0, metadata={"help": "passes over the rows (ignored when max_steps > 0)"})
     max_steps: int = field(default=60, metadata={"help": "optimiser steps; -1 trains for `epochs`"})
@@ -98,23 +102,12 @@ class SFTSettings(_Settings):
     seed: int = field(default=0, metadata={"help": "seed of shuffling, LoRA init and dropout"})
     torch_threads: int | None = field(default=None, metadata={"help": "CPU threads (None: min(2, cores))"})
 
-    _PRESETS: ClassVar[dict] = {
-        # Tiny random-initialised model: full fine-tune from scratch at a high rate, short prompts. 220 steps
-        # (about one pass over 20k demo rows' SFT split) keeps the paper reproduction under 15 min on 2 cores.
-        "smoke": dict(use_lora=False, learning_rate=2e-3, batch_size=32, max_steps=220, max_length=96,
-                      max_context_words=16, system_prompt=SHORT_EDITOR_PROMPT, warmup_ratio=0.1, save_steps=100),
-        # SmolLM2-135M with LoRA on a laptop (an instruct model: a short SFT adapts the style).
-        "cpu": dict(use_lora=True, learning_rate=2e-4, batch_size=8, max_steps=60, max_length=160,
-                    max_context_words=40, save_steps=20),
-        # Paper scale (App. D): one epoch, lr 2e-4, batch 8, LoRA r16 α32 dropout 0.1, 512 tokens.
-        "gpu": dict(use_lora=True, learning_rate=2e-4, batch_size=8, max_steps=-1, epochs=1.0, max_length=512,
-                    max_context_words=None, save_steps=500),
-    }
-
 
 @dataclass
 class RLSettings(_Settings):
     """RL with a reward callable (trl GRPO or RLOO), KL-anchored to the starting (SFT) model."""
+
+    _PRESET_BLOCK: ClassVar[str] = "rl"
 
     algorithm: str = field(default="grpo", metadata={"help": "'grpo' or 'rloo' (trl trainers)"})
     max_steps: int = field(default=30, metadata={"help": "optimiser steps; -1 runs `epochs` over the prompts"})
@@ -145,25 +138,12 @@ class RLSettings(_Settings):
     seed: int = field(default=0, metadata={"help": "seed of prompt order, sampling and LoRA init"})
     torch_threads: int | None = field(default=None, metadata={"help": "CPU threads (None: min(2, cores))"})
 
-    _PRESETS: ClassVar[dict] = {
-        # Tiny model, full fine-tune. lr 2e-4: the highest rate of bench/results/rl_rate_sweep.md at which every
-        # RL model kept SFT's length and repetition while the oracle-reward model clearly beat SFT (3e-4 began
-        # repeating "Win", 5e-4 collapsed; 1e-4 barely moved the models).
-        "smoke": dict(use_lora=False, learning_rate=2e-4, max_steps=40, prompts_per_step=4, num_generations=4,
-                      max_completion_length=16, save_steps=20),
-        # SmolLM2 on a laptop: the prompt (editor text + abstract, ~130 tokens) dominates the cost of a
-        # step, so few completions per step and short ones; ~20 s a step on 2 idle cores.
-        "cpu": dict(use_lora=True, learning_rate=2e-5, max_steps=30, prompts_per_step=2, num_generations=4,
-                    max_completion_length=20, save_steps=10),
-        # Paper scale: 10k RL prompts, one pass; LoRA on the policy.
-        "gpu": dict(use_lora=True, learning_rate=1e-5, max_steps=-1, epochs=1.0, prompts_per_step=8,
-                    num_generations=8, max_completion_length=32, max_prompts=10_000, save_steps=100),
-    }
-
 
 @dataclass
 class DPOSettings(_Settings):
     """DPO on (prompt, chosen, rejected) pairs with an SFT term that keeps the text fluent."""
+
+    _PRESET_BLOCK: ClassVar[str] = "dpo"
 
     epochs: float = field(default=1.0, metadata={"help": "passes over the pairs (ignored when max_steps > 0)"})
     max_steps: int = field(default=30, metadata={"help": "optimiser steps; -1 trains for `epochs`"})
@@ -185,14 +165,6 @@ class DPOSettings(_Settings):
     keep_checkpoints: bool = field(default=False, metadata={"help": "keep checkpoints after a finished run"})
     seed: int = field(default=0, metadata={"help": "seed"})
     torch_threads: int | None = field(default=None, metadata={"help": "CPU threads (None: min(2, cores))"})
-
-    _PRESETS: ClassVar[dict] = {
-        "smoke": dict(use_lora=False, learning_rate=5e-5, max_steps=40, batch_size=8, max_length=96),
-        "cpu": dict(use_lora=True, learning_rate=5e-5, max_steps=30, batch_size=4, max_length=160, save_steps=10),
-        # Paper (App. B): β 0.1, batch 8, LoRA rank 8, up to 4 epochs.
-        "gpu": dict(use_lora=True, learning_rate=5e-5, max_steps=-1, epochs=2.0, batch_size=8, max_length=768,
-                    save_steps=200),
-    }
 
 
 # ------------------------------------------------------------------ summaries
@@ -363,24 +335,6 @@ class _Guards:
 
 
 # ------------------------------------------------------------------ reward wrapper
-def repetition_rate(text: str) -> float:
-    """Share of words in `text` that repeat an earlier word of the same text (0 for ≤ 1 word)."""
-    words = [w.strip(".,!?;:'\"()").lower() for w in str(text).split()]
-    words = [w for w in words if w]
-    if len(words) <= 1:
-        return 0.0
-    return 1.0 - len(set(words)) / len(words)
-
-
-def completion_text(completion) -> str:
-    """A trl completion (plain string or a list of chat messages) as plain text."""
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, list):
-        return "".join(m.get("content", "") for m in completion if isinstance(m, dict))
-    return str(completion)
-
-
 _TRL_REWARD_KWARGS = ("trainer_state", "log_extra", "log_metric", "environments", "completion_ids")
 
 
@@ -580,7 +534,7 @@ def _style_for(model_path: Path, system_prompt=None, max_context_words=None) -> 
 
 def _check_room(tokenizer, contexts: list[str], style: PromptStyle, max_length: int, what: str) -> None:
     """Fail early (instead of trl silently dropping every row) when prompts leave no room for the text."""
-    from .models import format_prompt
+    from ..models import format_prompt
     sample = contexts[:64]
     lengths = [len(tokenizer(format_prompt(tokenizer, c, style), add_special_tokens=False)["input_ids"])
                for c in sample]
@@ -800,7 +754,7 @@ def _observed_pairs(rows, outcome, context, text, group, min_gap, max_pairs) -> 
 
 def _sampled_pairs(rows, context, text, outcome, policy_path, reward_fn, k, max_prompts, seed, min_gap,
                    generate_kwargs):
-    from .generation import generate_with_stats
+    from ..models import generate_with_stats
     data = rows.dropna(subset=[context]).drop_duplicates(subset=[context])
     if len(data) > max_prompts:
         data = data.sample(n=max_prompts, random_state=seed)

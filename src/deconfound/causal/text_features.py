@@ -22,8 +22,8 @@ from typing import Sequence
 
 import numpy as np
 
-from . import paths
-from .errors import DeconfoundError
+from .. import paths
+from ..errors import DeconfoundError
 
 MODELS = ("minilm", "tfidf")
 MINILM_DIM = 384

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import paths
-from .errors import NotFoundError
-from .roles import Roles
-from .store import Store
+from .. import paths
+from ..data import Roles, Store
+from ..errors import NotFoundError
 
 SCENARIOS = ("entangled", "orthogonal")
 DEMO_ROLES = Roles(text="text", context="context", outcome="outcome", timestamp="published_at",

@@ -9,7 +9,6 @@ is gone (dead-worker detection, cancel). No torch here: the dashboard imports th
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
@@ -20,158 +19,25 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
-from . import paths
-from .errors import DeconfoundError, NotFoundError
+from .. import paths
+from ..errors import DeconfoundError, NotFoundError
+from ..jsonio import read_json, write_json_atomic
+from .folder import RunFolder, now_iso
 
 ACTIVE_STATES = ("queued", "running")
 FINAL_STATES = ("completed", "failed", "cancelled")
-LOG_TAIL_LINES = 20
 CANCEL_GRACE_S = 10.0  # SIGTERM lets the worker stop at its next step; after this, SIGKILL
 JOB_ID_RE = re.compile(r"^[0-9]{8}-[0-9]{6}-[a-z0-9]{4,8}$")
 LOG_LINE_RE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[")  # the worker's own log lines
 _children: dict[str, subprocess.Popen] = {}  # job id -> worker started by this process (poll() reaps it)
 
 
-def now_iso() -> str:
-    """UTC time as ISO-8601 text (what status.json holds)."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
 def new_job_id() -> str:
     """A sortable, unique job id: local timestamp + a short random suffix (20250101-120000-ab12)."""
     return datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
-
-
-# ---------------------------------------------------------------------------- the run folder
-class RunFolder:
-    """Reads and writes the files of one run folder (status, metrics, samples, stages, log)."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-
-    # named files
-    config_path = property(lambda self: self.path / "config.json")
-    status_path = property(lambda self: self.path / "status.json")
-    process_path = property(lambda self: self.path / "process.json")  # who launched the worker, for liveness
-    log_path = property(lambda self: self.path / "log.txt")
-    metrics_path = property(lambda self: self.path / "metrics.jsonl")
-    samples_path = property(lambda self: self.path / "samples.jsonl")
-    stages_path = property(lambda self: self.path / "stages.json")
-    data_path = property(lambda self: self.path / "data.parquet")
-    generations_path = property(lambda self: self.path / "generations.csv")
-
-    def exists(self) -> bool:
-        """Whether this looks like a run folder (it has a config)."""
-        return self.config_path.is_file()
-
-    def config(self) -> dict:
-        """config.json as a dict."""
-        return read_json(self.config_path, default={})
-
-    def status(self) -> dict:
-        """status.json as stored (no liveness check: use `job_status` for that)."""
-        return read_json(self.status_path, default={})
-
-    def write_status(self, status: dict) -> None:
-        """Replace status.json atomically (temp file + os.replace: readers never see half a file)."""
-        write_json_atomic(self.status_path, status)
-
-    def update_status(self, **fields) -> dict:
-        """Merge fields into status.json (only for writers that know the worker is not running)."""
-        status = self.status() | fields | {"updated_at": now_iso()}
-        self.write_status(status)
-        return status
-
-    def append_metrics(self, record: dict) -> None:
-        """One JSON object per line in metrics.jsonl."""
-        append_jsonl(self.metrics_path, record)
-
-    def metrics(self) -> list[dict]:
-        """All metrics records (a half-written last line is skipped)."""
-        return read_jsonl(self.metrics_path)
-
-    def append_samples(self, records: list[dict]) -> None:
-        """Sample generations for the live panel (samples.jsonl)."""
-        for record in records:
-            append_jsonl(self.samples_path, record)
-
-    def samples(self, last: int | None = None) -> list[dict]:
-        """Sample generations, optionally only the last few."""
-        rows = read_jsonl(self.samples_path)
-        return rows[-last:] if last else rows
-
-    def stages(self) -> list[dict]:
-        """Finished stages, in order: [{"stage", "finished_at", "seconds", ...}]."""
-        return read_json(self.stages_path, default=[])
-
-    def finished(self, stage: str) -> bool:
-        """Whether a stage is recorded as finished (resume skips it)."""
-        return any(s.get("stage") == stage for s in self.stages())
-
-    def mark_finished(self, stage: str, **info) -> None:
-        """Record a finished stage in stages.json."""
-        stages = [s for s in self.stages() if s.get("stage") != stage]
-        stages.append({"stage": stage, "finished_at": now_iso(), **info})
-        write_json_atomic(self.stages_path, stages)
-
-    def log_tail(self, lines: int = LOG_TAIL_LINES) -> list[str]:
-        """The last lines of log.txt (empty if there is no log yet)."""
-        if not self.log_path.is_file():
-            return []
-        with open(self.log_path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - 64 * 1024))
-            text = fh.read().decode("utf-8", errors="replace")
-        return [line.rstrip("\r") for line in text.splitlines()[-lines:]]
-
-
-def read_json(path: Path, default=None):
-    """A JSON file, or `default` when it is missing or unreadable (a crash mid-write never leaves one:
-    writes are atomic)."""
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
-        return default
-
-
-def write_json_atomic(path: Path, payload) -> None:
-    """Write JSON to a temp file in the same folder, then os.replace it over the target."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def append_jsonl(path: Path, record: dict) -> None:
-    """Append one JSON line (one write call, so concurrent readers see whole lines or none)."""
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record, default=_json_default) + "\n")
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    """All complete JSON lines of a file (missing file: empty list)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return []
-    rows = []
-    for line in text.splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:  # a line being written right now
-            continue
-    return rows
-
-
-def _json_default(obj):
-    if hasattr(obj, "item"):  # numpy / torch scalars
-        value = obj.item()
-        return None if isinstance(value, float) and value != value else value
-    return str(obj)
 
 
 # ---------------------------------------------------------------------------- jobs
@@ -228,7 +94,7 @@ def create_job(config, store=None, runs_root: Path | None = None) -> Job:
     if not data.get("table"):
         raise DeconfoundError("the training config names no table: choose the table to train on")
     if store is None:
-        from .store import Store
+        from ..data import Store
         store = Store(data.get("db") or None)
     root = Path(runs_root) if runs_root else paths.runs_dir()
     root.mkdir(parents=True, exist_ok=True)

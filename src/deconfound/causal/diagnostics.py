@@ -26,12 +26,10 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import DeconfoundError, NotFoundError
-from .roles import Roles, is_numeric
-from .store import Store, quote_ident
-from .jsonsafe import jsonable as _jsonable
-
-WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+from ..data import Roles, Store, is_numeric, quote_ident
+from ..errors import DeconfoundError, NotFoundError
+from ..jsonio import jsonable as _jsonable
+from .estimators import WEEKDAYS
 
 
 @dataclass
@@ -135,7 +133,7 @@ def time_patterns(store: Store, table: str, roles: Roles, config: DiagnosticsCon
                             "GROUP BY k ORDER BY k").df()
     if weekday.empty:
         return TimePatternsResult(applicable=False, reason="the outcome or timestamp is empty", alpha=config.alpha)
-    weekday["level"] = [WEEKDAY_NAMES[int(k) - 1] for k in weekday["k"]]
+    weekday["level"] = [WEEKDAYS[int(k) - 1] for k in weekday["k"]]
     month["level"] = month["k"].astype(str)
     result = TimePatternsResult(applicable=True, outcome=roles.outcome, timestamp=roles.timestamp, alpha=config.alpha)
     result.by_weekday = _with_ci(weekday)

@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..errors import DeconfoundError, NotFoundError
+from ..jsonio import read_json, read_jsonl
 from . import evaluation as ev
-from .errors import DeconfoundError, NotFoundError
 
 PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b", "#b279a2", "#9d755d")
 HIGHLIGHT = ("#ffe08a", "#b9e3ff", "#c8f0c0", "#ffc9c9", "#e5d4ff", "#ffd8b0")
@@ -56,8 +57,8 @@ def metrics_payload(run_dir: str | Path, result: ev.ComparisonResult | None = No
     result = result or ev.compare(run_dir)
     rewards = {}
     for path in sorted((run_dir / "rewards").glob("*/metrics.json")):
-        rewards[path.parent.name] = _read_json(path)
-    return ev._clean(result.to_dict() | {"estimate": _read_json(run_dir / "estimate.json"),
+        rewards[path.parent.name] = read_json(path)
+    return ev._clean(result.to_dict() | {"estimate": read_json(run_dir / "estimate.json"),
                                          "rewards": rewards, "training": last_training_metrics(run_dir),
                                          "exported_at": _now()})
 
@@ -73,7 +74,6 @@ def export_metrics(run_dir: str | Path, out_json: str | Path | None = None,
 
 def last_training_metrics(run_dir: str | Path) -> dict[str, dict]:
     """The last metrics.jsonl record of every stage ({stage: record})."""
-    from .jobs import read_jsonl
     last: dict[str, dict] = {}
     for record in read_jsonl(Path(run_dir) / "metrics.jsonl"):
         if record.get("stage"):
@@ -88,7 +88,7 @@ def export_model(run_dir: str | Path, model_name: str, out_dir: str | Path | Non
     `merge=True` writes a full model (a LoRA adapter merged into its base; loads with
     `AutoModelForCausalLM.from_pretrained`), `merge=False` copies the folder as it is (an adapter stays an
     adapter, loadable with peft on top of its base)."""
-    from . import models
+    from .. import models
     run_dir = Path(run_dir)
     available = run_model_folders(run_dir)
     source = available.get(model_name)
@@ -113,7 +113,7 @@ def export_model(run_dir: str | Path, model_name: str, out_dir: str | Path | Non
 def run_model_folders(run_dir: str | Path) -> dict[str, Path]:
     """The run's trained models by name (base, sft, rl_<method>, dpo_<method>) → folder: the finished
     stages' records, plus any folder under models/ (runs made by hand)."""
-    from .pipeline import run_models
+    from ..runs import run_models
     run_dir = Path(run_dir)
     found = {name: Path(path) for name, path in run_models(run_dir).items()} if (run_dir / "config.json").is_file() \
         else {}
@@ -128,10 +128,10 @@ def model_card(run_dir: str | Path, model_name: str, result: ev.ComparisonResult
     """A Hugging Face model card (README.md): data, roles, confounders removed, estimator and its
     coefficient with CI, the reward's metrics, the evaluation metrics, seeds and date."""
     run_dir = Path(run_dir)
-    config = _read_json(run_dir / "config.json") or {}
-    estimate = _read_json(run_dir / "estimate.json") or {}
+    config = read_json(run_dir / "config.json") or {}
+    estimate = read_json(run_dir / "estimate.json") or {}
     method = model_name.split("_", 1)[1] if "_" in model_name else None
-    reward = _read_json(run_dir / "rewards" / str(method) / "metrics.json") if method else None
+    reward = read_json(run_dir / "rewards" / str(method) / "metrics.json") if method else None
     base = (config.get("model") or {}).get("name") if isinstance(config.get("model"), dict) else config.get("model")
     adapter = (run_dir / "models" / model_name / "adapter_config.json").exists() and not merged
     lines = ["---", f"library_name: {'peft' if adapter else 'transformers'}", "pipeline_tag: text-generation",
@@ -259,16 +259,16 @@ def render_report(run_dir: Path, result: ev.ComparisonResult, reward_points: pd.
     if curves:
         parts += ["<h2>Training</h2><p>Mean reward per RL step (each method's own reward, standardised).</p>",
                   svg_lines(curves, "step", "reward")]
-    estimate = _read_json(run_dir / "estimate.json")
+    estimate = read_json(run_dir / "estimate.json")
     if estimate:
-        from .estimators import EstimateResult
+        from ..causal import EstimateResult
         try:
             text = EstimateResult.from_dict(estimate).summary()
         except Exception:  # an estimate from another version: show the raw JSON instead
             text = json.dumps(estimate, indent=2)
         parts += ["<h2>Confounder estimate</h2>", f"<pre>{esc(text)}</pre>"]
     parts += ["<h2>Sample generations</h2>", samples_html(result, run_dir, sample_prompts)]
-    config = _read_json(run_dir / "config.json") or {}
+    config = read_json(run_dir / "config.json") or {}
     parts += ["<details><summary>Run configuration</summary>",
               f"<pre>{esc(json.dumps(config, indent=2, default=str))}</pre></details>"]
     return _page(f"DeconfoundLM report {run_dir.name}", "\n".join(parts))
@@ -368,7 +368,6 @@ def highlight_html(text: str, patterns: dict, colors: dict | None = None) -> str
 
 def training_curves(run_dir: Path, key: str = "reward") -> dict[str, list[tuple[float, float]]]:
     """{stage: [(step, value)]} for RL stages that logged `key` in metrics.jsonl."""
-    from .jobs import read_jsonl
     curves: dict[str, list] = {}
     for record in read_jsonl(Path(run_dir) / "metrics.jsonl"):
         stage, step, value = record.get("stage", ""), record.get("step"), record.get(key)
@@ -568,10 +567,6 @@ def _f(value, digits: int = 3) -> str:
 
 def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _read_json(path: Path):
-    return ev._read_json(path)
 
 
 def _now() -> str:

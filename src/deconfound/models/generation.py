@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .models import PromptStyle, format_prompt, load_generator
+from .loading import load_generator
+from .prompts import PromptStyle, format_prompt
 
 
 @dataclass

@@ -46,12 +46,13 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import DeconfoundError
+from ..errors import DeconfoundError
+from ..jsonio import json_default
+from ..text_measures import completion_text
+from .methods import METHODS, REWARD_METHODS
 
-METHODS = ("oracle", "oracle_noise", "naive", "confounder_text", "confounder_layer", "odin", "deconfounded")
 BACKBONES = ("minilm", "tfidf", "generator", "finetune")
 FROZEN_BACKBONES = ("minilm", "tfidf", "generator")
-CONFOUNDER_METHODS = ("confounder_text", "confounder_layer", "odin")
 DEFAULT_L2_GRID = tuple(float(v) for v in np.round(10.0 ** np.arange(-3.0, 4.01, 0.5), 6))  # 1e-3 … 1e4
 FORMAT_VERSION = 1
 _SCORE_CHUNK = 2048  # rows featurised at once when scoring with a frozen backbone
@@ -173,18 +174,6 @@ def _clean(value) -> str:
     return str(value).strip()
 
 
-def _completion_text(completion) -> str:
-    """Plain text of a trl completion: a string, or a conversation (list of {"role", "content"} dicts)."""
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, Mapping):
-        return str(completion.get("content", ""))
-    if isinstance(completion, Sequence):
-        return " ".join(_completion_text(message) for message in completion
-                        if not isinstance(message, Mapping) or message.get("role", "assistant") == "assistant")
-    return str(completion)
-
-
 def _require(frame: pd.DataFrame, column: str | None, why: str) -> np.ndarray:
     if not column:
         raise DeconfoundError(f"{why}: no column is set for it")
@@ -287,7 +276,7 @@ class _MiniLMFeatures(_MemoFeatures):
         self.batch_size = batch_size
 
     def _embed(self, inputs: list[str]) -> np.ndarray:
-        from .embeddings import embed_texts
+        from ..causal import embed_texts
         return embed_texts(inputs, model="minilm", batch_size=self.batch_size)
 
     @classmethod
@@ -308,7 +297,7 @@ class _GeneratorFeatures(_MemoFeatures):
     def _embed(self, inputs: list[str]) -> np.ndarray:
         import torch
         if self._model is None:
-            from .models import load_generator
+            from ..models import load_generator
             if not Path(self.model_path).exists():
                 raise DeconfoundError(f"generator folder {self.model_path} is gone; retrain the reward model")
             self._model, self._tokenizer = load_generator(self.model_path)
@@ -527,7 +516,7 @@ def _device() -> str:
 
 def _load_backbone(model_path: str):
     """The transformer body (no LM head) of a model or adapter folder, float32 on the CPU, and its tokenizer."""
-    from .models import load_generator, load_tokenizer
+    from ..models import load_generator, load_tokenizer
     if not Path(model_path).exists():
         raise DeconfoundError(f"language-model folder {model_path} does not exist")
     causal_lm, _ = load_generator(model_path, merge=True, for_training=True)
@@ -631,7 +620,7 @@ class RewardModel:
     @property
     def needs_confounder(self) -> bool:
         """True when scoring needs the confounder's value (it is written into the input or joined to it)."""
-        return self.config.method in ("confounder_text", "confounder_layer")
+        return REWARD_METHODS[self.config.method].scores_confounder
 
     @property
     def input_format(self) -> str:
@@ -736,7 +725,7 @@ class RewardModel:
     def write_metrics(self, out_dir: str | Path) -> Path:
         """metrics.json next to the model."""
         path = Path(out_dir) / "metrics.json"
-        path.write_text(json.dumps(self.metrics, indent=2, default=_json_default))
+        path.write_text(json.dumps(self.metrics, indent=2, default=json_default))
         return path
 
     @classmethod
@@ -809,7 +798,7 @@ class RewardFunction:
 
     def __call__(self, completions, prompts=None, **columns) -> list[float]:
         model = self.model
-        texts = [_completion_text(c).strip() for c in completions]
+        texts = [completion_text(c).strip() for c in completions]
         contexts = self._column(columns, model.columns.context, "context") if model.config.include_context else None
         if model.config.include_context and contexts is None:
             raise DeconfoundError(f"the {model.config.method} reward reads the context: put the column "
@@ -851,7 +840,7 @@ def train_reward(config: RewardConfig, train: pd.DataFrame, valid: pd.DataFrame,
     state["target_mean"] = float(np.mean(y_train))
     state["target_sd"] = float(np.std(y_train)) or 1.0
     conf_train = conf_valid = None
-    if config.method in CONFOUNDER_METHODS:
+    if REWARD_METHODS[config.method].fits_confounder:
         conf_train = _require(train, columns.confounder, f"the {config.method} reward needs a confounder column")
         conf_valid = _require(valid, columns.confounder, f"the {config.method} reward needs a confounder column")
         state["confounder_mean"] = float(np.mean(conf_train))
@@ -941,7 +930,7 @@ def _drop_missing(config: RewardConfig, frame: pd.DataFrame, columns: RewardColu
     keep = frame[columns.text].notna().to_numpy()
     needed = {"oracle": columns.truth, "oracle_noise": columns.truth,
               "deconfounded": columns.corrected}.get(config.method, columns.outcome)
-    for column in [needed] + ([columns.confounder] if config.method in CONFOUNDER_METHODS else []):
+    for column in [needed] + ([columns.confounder] if REWARD_METHODS[config.method].fits_confounder else []):
         if column and column in frame.columns:
             keep = keep & np.isfinite(pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float))
     return frame.loc[keep].reset_index(drop=True)
@@ -1066,11 +1055,3 @@ def reward_table(results: Mapping[str, RewardModel | dict] | Iterable[RewardMode
 
 def _fmt(value) -> str:
     return "  n/a" if value is None else f"{value:+.3f}"
-
-
-def _json_default(obj):
-    if isinstance(obj, (np.floating, np.integer)):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return str(obj)

@@ -22,31 +22,23 @@ import json
 import math
 import re
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .errors import DeconfoundError, NotFoundError
-from .jsonsafe import jsonable as _clean
+from ..errors import DeconfoundError, NotFoundError
+from ..jsonio import jsonable as _clean
+from ..jsonio import read_json
+from ..rewards import METHOD_LABELS
+from ..rewards import METHODS as METHOD_ORDER
+from ..text_measures import distinct_n, ngrams, repetition_rate, tokens
+from .defaults import (SCORER_LABELS, default_markers, default_scorer, marker_phrase, probe_templates, quality_scorer)
 
 REFERENCE = "sft"
 GENERATION_COLUMNS = ("prompt_id", "context", "model", "seed", "text")
-# Rows of the paper's Table 1, in its order; other models follow alphabetically.
-METHOD_ORDER = ("oracle", "oracle_noise", "naive", "confounder_text", "confounder_layer", "odin", "deconfounded")
-METHOD_LABELS = {
-    "oracle": "true quality (oracle)",
-    "oracle_noise": "true quality + noise",
-    "naive": "observed outcome (naive)",
-    "confounder_text": "confounder in the prompt",
-    "confounder_layer": "confounder in the last layer",
-    "odin": "ODIN (two heads)",
-    "deconfounded": "deconfounded (DeconfoundLM)",
-}
-SCORER_LABELS = {"sentiment": "sentiment (VADER, 0–1)"}
-_WORD_RE = re.compile(r"\w+(?:'\w+)?")
 
 
 # ------------------------------------------------------------------ configuration and names
@@ -54,9 +46,10 @@ _WORD_RE = re.compile(r"\w+(?:'\w+)?")
 class EvalConfig:
     """How to evaluate a run's generations."""
 
-    scorer: str = field(default="sentiment", metadata={
+    scorer: str | None = field(default=None, metadata={
         "help": "quality measure: 'sentiment' (VADER rescaled to [0, 1], the simulation's truth) or "
-                "'reward:<method>' (the run's saved reward model of that method)"})
+                "'reward:<method>' (the run's saved reward model of that method); None: the run's default "
+                "(`defaults.default_scorer`)"})
     markers: dict[str, list[str]] | None = field(default=None, metadata={
         "help": "marker groups {group: [word or phrase, ...]}, matched as whole words, case-insensitive; "
                 "None: team names per region when the run's data is the team simulation, else none"})
@@ -88,7 +81,7 @@ def model_label(name: str, run_dir: str | Path | None = None) -> str:
 def starts_from_fine_tuned(run_dir: str | Path) -> bool:
     """Whether the run's starting model is a folder this product trained (it holds a training summary),
     e.g. a run that reuses another run's SFT model: then its 'base' is not a pre-trained model."""
-    config = _read_json(Path(run_dir) / "config.json") or {}
+    config = read_json(Path(run_dir) / "config.json") or {}
     name = (config.get("model") or {}).get("name") if isinstance(config.get("model"), dict) else None
     return bool(name) and (Path(str(name)) / "training_summary.json").is_file()
 
@@ -105,34 +98,7 @@ def model_sort_key(name: str) -> tuple:
     return (4, 0, name)
 
 
-def team_marker_groups() -> dict[str, list[str]]:
-    """The demo's marker groups: every team's full name and nickname, per region (West/Central/East)."""
-    from .simulate import TEAM_NAMES_BY_REGION
-    return {region: list(names) for region, names in TEAM_NAMES_BY_REGION.items()}
-
-
 # ------------------------------------------------------------------ text measures
-def tokens(text: str) -> list[str]:
-    """Lower-cased words of a text (letters, digits, inner apostrophes)."""
-    return _WORD_RE.findall(text.lower()) if isinstance(text, str) else []
-
-
-def repetition_rate(words: Sequence[str]) -> float:
-    """Share of words that repeat an earlier word of the same text (0 for no repeats or no words)."""
-    return 1.0 - len(set(words)) / len(words) if words else 0.0
-
-
-def ngrams(words: Sequence[str], n: int) -> list[tuple]:
-    """The n-grams of a word list, in order."""
-    return [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
-
-
-def distinct_n(token_lists: Sequence[Sequence[str]], n: int) -> float:
-    """Distinct-n over a set of texts: unique n-grams / all n-grams (NaN when there are none)."""
-    grams = [g for words in token_lists for g in ngrams(words, n)]
-    return len(set(grams)) / len(grams) if grams else math.nan
-
-
 def compile_markers(groups: dict[str, Sequence[str]]) -> dict[str, re.Pattern]:
     """One case-insensitive whole-word pattern per marker group (longest alternative first)."""
     patterns = {}
@@ -313,9 +279,7 @@ class ComparisonResult:
 
     def marker_phrase(self, group: str) -> str:
         """How a marker group reads in a sentence: 'East teams' for the team regions, else "'Happy' markers"."""
-        if self.marker_groups == team_marker_groups():
-            return f"{group} teams"
-        return f"'{group}' markers"
+        return marker_phrase(group, self.marker_groups)
 
     def table1(self) -> pd.DataFrame:
         """The paper's Table 1 with intervals: one row per model, quality ± CI and p vs the reference,
@@ -442,8 +406,8 @@ def reward_truth_correlations(run_dir: str | Path) -> dict[str, dict[str, float 
 def run_info(run_dir: str | Path) -> dict:
     """What the evaluation reports about the run: folder, table, methods, estimator and its coefficient."""
     run_dir = Path(run_dir)
-    config = _read_json(run_dir / "config.json") or {}
-    estimate = _read_json(run_dir / "estimate.json") or {}
+    config = read_json(run_dir / "config.json", default={}) or {}
+    estimate = read_json(run_dir / "estimate.json", default={}) or {}
     info = {"run_dir": str(run_dir), "table": config.get("table"), "methods": config.get("methods"),
             "preset": config.get("preset"), "estimator": estimate.get("method") or config.get("estimator")}
     terms = [t.get("term") for t in estimate.get("confounder_terms", []) if t.get("term")]
@@ -453,51 +417,7 @@ def run_info(run_dir: str | Path) -> dict:
     return info
 
 
-def default_markers(run_dir: str | Path) -> dict[str, list[str]]:
-    """Team names per region when the run trained on the team simulation (its data has `team_region`
-    or its table is a demo table); otherwise no markers (give your own word lists)."""
-    run_dir = Path(run_dir)
-    config = _read_json(run_dir / "config.json") or {}
-    if str(config.get("table") or "").startswith("demo_"):
-        return team_marker_groups()
-    data = run_dir / "data.parquet"
-    if data.is_file():
-        try:
-            import pyarrow.parquet as pq
-            if "team_region" in pq.read_schema(data).names:
-                return team_marker_groups()
-        except Exception:  # unreadable snapshot: just no default markers
-            pass
-    return {}
-
-
-def quality_scorer(scorer: str, run_dir: str | Path | None = None) -> Callable[[list[str], list[str]], np.ndarray]:
-    """The function f(texts, contexts) -> scores for a scorer name ('sentiment' or 'reward:<method>')."""
-    if scorer == "sentiment":
-        from .simulate import quality_scores
-        return lambda texts, contexts: quality_scores(texts)
-    if scorer.startswith("reward:"):
-        method = scorer.split(":", 1)[1]
-        folder = Path(run_dir or ".") / "rewards" / method
-        if not folder.is_dir():
-            raise NotFoundError(f"the run has no '{method}' reward model ({folder} is missing): choose one of "
-                                f"{', '.join(p.name for p in folder.parent.glob('*')) or 'none'} or 'sentiment'")
-        from .rewards import RewardModel  # torch: only when a reward model is the scorer
-        model = RewardModel.load(folder)
-
-        def score(texts, contexts):
-            # Rewards that read the confounder score generated text at its training mean: only the text varies.
-            confounder = np.full(len(texts), model.state["confounder_mean"]) if model.needs_confounder else None
-            return np.asarray(model.score(list(texts), list(contexts), confounder), dtype=float)
-        return score
-    raise DeconfoundError(f"unknown scorer {scorer!r}: use 'sentiment' or 'reward:<method>'")
-
-
-# Neutral headlines a marker name is filled into: the reward's preference between groups on otherwise equal text.
-PROBE_TEMPLATES = ("{name} Win Again", "{name} Sign New Coach", "{name} Lose at Home", "Injury Update for {name}")
-
-
-def probe_contexts(run_dir: str | Path, n: int = len(PROBE_TEMPLATES)) -> list[str]:
+def probe_contexts(run_dir: str | Path, n: int = 4) -> list[str]:
     """Prompts for the probe: the run's first `n` held-out contexts (rewards that read the prompt need one),
     else one empty context."""
     if not (Path(run_dir) / "generations.csv").is_file():
@@ -506,12 +426,14 @@ def probe_contexts(run_dir: str | Path, n: int = len(PROBE_TEMPLATES)) -> list[s
 
 
 def reward_marker_preference(run_dir: str | Path, method: str, marker_groups: dict[str, list[str]],
-                             templates: Sequence[str] = PROBE_TEMPLATES, max_names: int = 40,
+                             templates: Sequence[str] | None = None, max_names: int = 40,
                              contexts: Sequence[str] | None = None) -> dict[str, float]:
     """Mean reward of the same headlines with each group's names filled in (per group, up to `max_names`
-    names × `templates`; `contexts` default to `probe_contexts`). A reward that learned a confounder carried
-    by the markers (popular teams) scores one group's names higher; a deconfounded one scores them alike."""
+    names × `templates`, default `defaults.probe_templates`; `contexts` default to `probe_contexts`). A reward
+    that learned a confounder carried by the markers (popular teams) scores one group's names higher; a
+    deconfounded one scores them alike."""
     score = quality_scorer(f"reward:{method}", run_dir)
+    templates = list(templates) if templates else list(probe_templates(run_dir))
     contexts = list(contexts) if contexts else probe_contexts(run_dir, len(templates))
     out = {}
     for group, names in marker_groups.items():
@@ -562,6 +484,8 @@ def compare(run_dir: str | Path, config: EvalConfig | None = None, scorer: Calla
     `config.scorer`; `generations` overrides the run's generations.csv (e.g. several runs pooled)."""
     config = config or EvalConfig()
     run_dir = Path(run_dir)
+    if config.scorer is None:
+        config = replace(config, scorer=default_scorer(run_dir))
     own_generations = generations is None  # pooled generations may hold another run's base
     generations = load_generations(run_dir) if own_generations else generations
     groups = default_markers(run_dir) if config.markers is None else dict(config.markers)
@@ -740,13 +664,6 @@ def _reward_sentence(result: ComparisonResult) -> list[str]:
 
 
 # ------------------------------------------------------------------ small helpers
-def _read_json(path: Path):
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError, OSError):
-        return None
-
-
 def _num(value) -> float | None:
     """A finite float, or None."""
     try:
@@ -785,10 +702,10 @@ def reward_truth_points(run_dir: str | Path, methods: Sequence[str] | None = Non
     data_path = run_dir / "data.parquet"
     if not wanted or not data_path.is_file():
         return pd.DataFrame(columns=["method", "reward", "truth"])
-    from .pipeline import assign_splits
-    from .rewards import RewardModel
+    from ..data import assign_splits
+    from ..rewards import RewardModel
     data = pd.read_parquet(data_path)
-    config = _read_json(run_dir / "config.json") or {}
+    config = read_json(run_dir / "config.json", default={}) or {}
     splits, _ = assign_splits(data, int(config.get("seed", 0) or 0))  # the rows the run validated on
     if (splits == split).any():
         data = data[(splits == split).to_numpy()]

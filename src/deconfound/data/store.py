@@ -20,8 +20,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from . import paths
-from .errors import IngestError, NotFoundError, RolesError
+from .. import paths
+from ..errors import IngestError, NotFoundError, RolesError
 from .roles import Roles, validate
 
 META_PREFIX = "_deconfound_"

@@ -1,0 +1,54 @@
+"""The generator: where a model folder comes from, how it is loaded and prompted, and how it writes text.
+
+Owns: the shipped SmolLM2 (GGUF converted once and cached), tiny models built from a config, local folders
+and cached Hugging Face ids (`sources`); loading models and LoRA adapters on the right device (`loading`);
+the chat prompt with the paper's editor instruction (`prompts`); seeded batch generation (`generation`).
+May import: `errors`, `paths`. torch/transformers are imported inside the functions that need them, so
+importing this package is cheap. Below `rewards` (the generator and fine-tuned reward backbones load
+models here) and `train`.
+"""
+
+from .generation import (
+                      GenerationResult,
+                      first_line,
+                      generate,
+                      generate_with_stats,
+                      row_seed,
+)
+from .loading import (
+                      ADAPTER_BASE_FILE,
+                      adapter_base_path,
+                      is_adapter_folder,
+                      load_generator,
+                      load_tokenizer,
+                      lora_config,
+                      pick_device,
+                      record_adapter_base,
+                      save_merged,
+                      set_torch_threads,
+)
+from .prompts import (
+                      CHATML_TEMPLATE,
+                      EDITOR_SYSTEM_PROMPT,
+                      EDITOR_USER_TEMPLATE,
+                      PLAIN_TEMPLATE,
+                      PROMPT_FILE,
+                      SHORT_EDITOR_PROMPT,
+                      PromptStyle,
+                      build_messages,
+                      ensure_chat_template,
+                      format_prompt,
+                      truncate_words,
+)
+from .sources import (
+                      DEFAULT_MODEL,
+                      GGUF_FILE,
+                      SMOLLM2_CACHE_NAME,
+                      ModelSpec,
+                      build_tiny_model,
+                      build_tiny_tokenizer,
+                      convert_gguf_generator,
+                      gguf_folder,
+                      resolve_model_path,
+                      tiny_config,
+)

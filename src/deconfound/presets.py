@@ -1,0 +1,125 @@
+"""The size presets, in one table: everything a preset sets, with the reason beside each value.
+
+A preset names a generator, the reward backbone, the SFT / RL / DPO settings (fields of
+`train.SFTSettings`, `RLSettings`, `DPOSettings`; unset fields keep the dataclass default), the evaluation
+size, and the seconds per unit used for progress weights and the first ETA. `runs.preset_config` builds a
+run's `TrainConfig` from it; `SFTSettings.for_preset` and its siblings read their block. Plain values only:
+this module imports nothing, so every layer can read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+POLICY_MODEL = "@policy"  # a reward model_path meaning "the run's starting policy" (SFT model, else the base)
+# The smoke preset's system prompt: the paper's editor prompt is ~110 tokens with the tiny model's
+# tokenizer (a 96-token limit cut every completion away, and it made each SFT/RL step 3x longer).
+SMOKE_SYSTEM_PROMPT = "Write a headline for this news story."
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One size preset (see the module docstring)."""
+
+    name: str
+    label: str
+    model: str
+    expected: str
+    reward_backbone: str
+    sft: dict
+    rl: dict
+    dpo: dict
+    cost: dict  # seconds per SFT/RL/DPO step and per generated text on the preset's reference hardware
+    reward_model_path: str | None = None
+    n_eval_prompts: int = 300
+    gen_seeds: tuple[int, ...] = (0,)
+    gen_max_new_tokens: int = 24
+    dpo_prompts: int = 200
+    auto_threads: bool = True  # False: leave torch's threads alone (a GPU machine)
+    notes: tuple[str, ...] = field(default=())
+
+
+PRESETS: dict[str, Preset] = {
+    "smoke": Preset(
+        name="smoke", label="Smoke test", model="tiny",
+        expected="a tiny model built from scratch; the whole pipeline in a few minutes on 2 CPU cores "
+                 "(checks that everything works; its headlines are not meant to be good)",
+        reward_backbone="tfidf",  # seconds per reward model; enough to rank headlines of the simulation
+        sft=dict(
+            use_lora=False,          # a random-initialised model: train every weight
+            learning_rate=2e-3,      # from scratch a high rate is needed to become fluent in 220 steps
+            batch_size=32,
+            max_steps=220,           # about one pass over the 20k demo rows' SFT split; keeps the reproduction < 15 min
+            max_length=128,          # the short system prompt + 16 context words + the headline fit
+            max_context_words=16,    # short prompts: each token costs the tiny model as much as the headline
+            system_prompt=SMOKE_SYSTEM_PROMPT,
+            warmup_ratio=0.1,
+            save_steps=100,
+        ),
+        rl=dict(
+            use_lora=False,
+            # The highest rate of bench/results/rl_rate_sweep.md at which every RL model kept SFT's length
+            # and repetition while the oracle-reward model clearly beat SFT (3e-4 began repeating "Win",
+            # 5e-4 collapsed; 1e-4 barely moved the models).
+            learning_rate=2e-4,
+            max_steps=40,            # fits all seven methods in the 15-minute reproduction on 2 cores
+            prompts_per_step=4,
+            num_generations=4,
+            max_completion_length=16,  # headlines are short
+            save_steps=20,
+        ),
+        dpo=dict(use_lora=False, learning_rate=5e-5, max_steps=40, batch_size=8, max_length=128),
+        cost={"sft": 0.35, "rl": 0.7, "dpo": 0.4, "gen": 1 / 300},
+        dpo_prompts=100,  # sampled pairs for a tiny model: 100 prompts x 4 texts is enough signal
+    ),
+    "cpu": Preset(
+        name="cpu", label="Laptop demo", model="smollm2-135m",
+        expected="SmolLM2-135M with LoRA; roughly an hour or two on a laptop CPU for all methods",
+        reward_backbone="minilm",  # the paper's Upworthy set-up: sentence embeddings + an L2 head
+        sft=dict(
+            use_lora=True,           # an instruct model: a short LoRA SFT adapts the style
+            learning_rate=2e-4,      # paper (App. D) with LoRA
+            batch_size=8,            # paper
+            max_steps=60,
+            max_length=160,          # editor prompt (~70 tokens) + 40 context words + the headline
+            max_context_words=40,
+            save_steps=20,
+        ),
+        rl=dict(
+            use_lora=True,
+            learning_rate=2e-5,      # lower than smoke: a pretrained model drifts from fluent text faster
+            # The prompt (editor text + abstract, ~130 tokens) dominates a step's cost, so few completions
+            # per step and short ones.
+            max_steps=30,
+            prompts_per_step=2,
+            num_generations=4,
+            max_completion_length=20,
+            save_steps=10,
+        ),
+        dpo=dict(use_lora=True, learning_rate=5e-5, max_steps=30, batch_size=4, max_length=160, save_steps=10),
+        cost={"sft": 3.0, "rl": 8.0, "dpo": 3.0, "gen": 1 / 12},
+    ),
+    "gpu": Preset(
+        name="gpu", label="Paper scale", model="smollm2-135m",
+        expected="the paper's settings (one SFT epoch, 10k RL prompts, 3,000 test prompts); hours on a GPU",
+        reward_backbone="finetune",  # the paper's MIND set-up: a regression head fine-tuned on the LM
+        reward_model_path=POLICY_MODEL,
+        # Paper (App. D): one epoch, lr 2e-4, batch 8, LoRA r16 α32 dropout 0.1, 512 tokens.
+        sft=dict(use_lora=True, learning_rate=2e-4, batch_size=8, max_steps=-1, epochs=1.0, max_length=512,
+                 max_context_words=None, save_steps=500),
+        # Paper scale: 10k RL prompts, one pass; LoRA on the policy.
+        rl=dict(use_lora=True, learning_rate=1e-5, max_steps=-1, epochs=1.0, prompts_per_step=8,
+                num_generations=8, max_completion_length=32, max_prompts=10_000, save_steps=100),
+        # Paper (App. B): β 0.1, batch 8, LoRA rank 8, up to 4 epochs.
+        dpo=dict(use_lora=True, learning_rate=5e-5, max_steps=-1, epochs=2.0, batch_size=8, max_length=768,
+                 save_steps=200),
+        cost={"sft": 0.3, "rl": 1.5, "dpo": 0.3, "gen": 1 / 150},
+        n_eval_prompts=3000,        # the paper's 3,000 held-out prompts
+        gen_seeds=(0, 1, 2),        # across-seed tests (App. B)
+        gen_max_new_tokens=32,
+        auto_threads=False,
+    ),
+}
+PRESET_NAMES = tuple(PRESETS)
+# Seconds to train one reward model per backbone (2 CPU cores): progress weights and the first ETA only.
+REWARD_COST = {"tfidf": 2.0, "minilm": 60.0, "generator": 60.0, "finetune": 120.0}
