@@ -36,10 +36,7 @@ from deconfound import causal  # noqa: E402
 from deconfound.paths import demo_data_dir  # noqa: E402
 from deconfound.rewards import (METHODS, FeatureCache, RewardColumns, RewardConfig, reward_inputs,  # noqa: E402
                                 train_all)
-from deconfound.sim import (
-    DEMO_ROLES,  # noqa: E402
-    simulate,  # noqa: E402
-)
+from deconfound.sim import DEMO_ROLES, simulate  # noqa: E402
 
 SCENARIOS = ("orthogonal", "entangled")
 COLUMNS = RewardColumns(text="text", context="context", outcome="outcome", truth="quality",

@@ -172,13 +172,7 @@ def cmd_report(args) -> None:
 
 
 def cmd_export(args) -> None:
-    from .evaluate import (
-        compare,
-        export_generations,
-        export_metrics,
-        export_model,
-        write_report,
-    )
+    from .evaluate import compare, export_generations, export_metrics, export_model, write_report
     run_dir = _run_dir(args)
     out = Path(args.out) if args.out else run_dir / "outputs"
     out.mkdir(parents=True, exist_ok=True)

@@ -587,16 +587,11 @@ def text_features(texts: pd.Series | Sequence[str], embeddings: str = "tfidf", p
     model folder: sentence embeddings from `embeddings.embed_texts` (cached on disk).
     """
     from scipy import sparse
-    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from .text_features import embed_texts, fit_tfidf
     texts = pd.Series(texts).fillna("").astype(str).tolist()
     if embeddings == "tfidf":
-        vec = TfidfVectorizer(ngram_range=(1, 2), min_df=3 if len(texts) >= 100 else 1, max_features=20_000,
-                              sublinear_tf=True)
-        try:
-            return vec.fit_transform(texts).tocsr()
-        except ValueError as exc:  # empty vocabulary
-            raise DeconfoundError("the text column has no words to use as features (is it empty?)") from exc
-    from .text_features import embed_texts
+        return fit_tfidf(texts, max_features=20_000, min_df=3, min_df_from=100)[1]
     return sparse.csr_matrix(embed_texts(texts, model=embeddings, progress=progress))
 
 

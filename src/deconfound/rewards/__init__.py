@@ -7,31 +7,8 @@ May import: `data`, `causal` (text features), `models` (LM backbones), `errors`,
 torch is imported inside the functions that need it.
 """
 
-from .methods import (
-                      METHOD_LABELS,
-                      METHODS,
-                      REWARD_METHODS,
-                      RewardMethod,
-                      missing_requirement,
-                      parse_methods,
-                      reward_method,
-                      usable_methods,
-)
-from .model import (
-                      BACKBONES,
-                      FROZEN_BACKBONES,
-                      FeatureCache,
-                      RewardColumns,
-                      RewardConfig,
-                      RewardFunction,
-                      RewardModel,
-                      evaluate_reward,
-                      load_all,
-                      pearson,
-                      r_squared,
-                      reward_inputs,
-                      reward_table,
-                      train_all,
-                      train_reward,
-                      training_target,
-)
+from .methods import (METHOD_LABELS, METHODS, REWARD_METHODS, RewardMethod, missing_requirement, parse_methods,
+                      reward_method, usable_methods)
+from .model import (BACKBONES, FROZEN_BACKBONES, FeatureCache, RewardColumns, RewardConfig, RewardFunction, RewardModel,
+                    evaluate_reward, load_all, pearson, r_squared, reward_inputs, reward_table, train_all, train_reward,
+                    training_target)

@@ -220,13 +220,9 @@ class _TfidfFeatures:
         self.vectorizer = vectorizer
 
     def fit(self, inputs: list[str]) -> "_TfidfFeatures":
-        from sklearn.feature_extraction.text import TfidfVectorizer
-        self.vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"(?u)\b\w+\b",
-                                          min_df=2 if len(inputs) >= 50 else 1, max_features=self.max_features)
-        try:
-            self.vectorizer.fit(inputs)
-        except ValueError as exc:
-            raise DeconfoundError("the text column has no words to learn a reward from (is it empty?)") from exc
+        from ..causal import fit_tfidf
+        self.vectorizer, _ = fit_tfidf(inputs, max_features=self.max_features, single_char_tokens=True,
+                                       purpose="learn a reward from")
         return self
 
     def transform(self, inputs: list[str]):

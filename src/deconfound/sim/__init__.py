@@ -10,14 +10,5 @@ from .demo import DEMO_ROLES, demo_csv, load_demo
 from .demo import SCENARIOS as DEMO_SCENARIOS
 from .markers import PROBE_TEMPLATES, is_simulation_data, team_marker_groups
 from .sentiment import quality_scores
-from .simulate import (
-                       REGIONS,
-                       SCENARIOS,
-                       TEAM_NAMES_BY_REGION,
-                       TEAM_REGION,
-                       TEAMS,
-                       TRUE_POPULARITY_COEF,
-                       SimulationConfig,
-                       mentioned_region,
-                       simulate,
-)
+from .simulate import (REGIONS, SCENARIOS, TEAM_NAMES_BY_REGION, TEAM_REGION, TEAMS, TRUE_POPULARITY_COEF,
+                       SimulationConfig, mentioned_region, simulate)

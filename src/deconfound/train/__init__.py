@@ -6,20 +6,6 @@ pairs for DPO. May import: `models`, `errors`, `presets`, `text_measures`. It ne
 any reward callable. torch/trl are imported inside the functions that train.
 """
 
-from .training import (
-                       PRESETS,
-                       REWARD_STATS_FILE,
-                       SUMMARY_FILE,
-                       Cancelled,
-                       DPOSettings,
-                       GuardedReward,
-                       RLSettings,
-                       SFTSettings,
-                       TrainingSummary,
-                       build_preference_pairs,
-                       rl_config,
-                       rl_dataset,
-                       run_dpo,
-                       run_rl,
-                       run_sft,
-)
+from .training import (PRESETS, REWARD_STATS_FILE, SUMMARY_FILE, Cancelled, DPOSettings, GuardedReward, RLSettings,
+                       SFTSettings, TrainingSummary, build_preference_pairs, rl_config, rl_dataset, run_dpo, run_rl,
+                       run_sft)
