@@ -13,7 +13,7 @@ from deconfound.data import Roles, assign_splits, split_counts
 from deconfound.errors import DeconfoundError
 from deconfound.rewards import METHODS
 from deconfound.runs import RunFolder, create_job
-from deconfound.runs.pipeline import _Run, stage_estimate
+from deconfound.runs.stages import RunState, stage_estimate
 from deconfound.sim import DEMO_ROLES, TRUE_POPULARITY_COEF, simulate
 
 
@@ -145,7 +145,7 @@ def test_estimate_stage_recovers_true_coefficient(sim_store, home):
     folder = RunFolder(job.run_dir)
     data = runs.load_run_data(folder)
     splits, _ = assign_splits(data, 0)
-    run = _Run(folder=folder, config=config, progress=runs.RunProgress(folder, {"estimate": 1.0}),
+    run = RunState(folder=folder, config=config, progress=runs.RunProgress(folder, {"estimate": 1.0}),
                         resume=False, main=True, data=data, splits=splits)
     out = stage_estimate(run)
     estimate = json.loads((job.run_dir / "estimate.json").read_text())

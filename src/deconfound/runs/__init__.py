@@ -9,9 +9,12 @@ imports this package; the stages import the trainers when they run.
 
 from .folder import RunFolder, now_iso
 from .jobs import (ACTIVE_STATES, CANCEL_GRACE_S, FINAL_STATES, JOB_ID_RE, Job, accelerate_command, cancel_job,
-                   create_job, format_job_line, format_seconds, get_job, group_alive, job_dir, job_processes,
-                   job_status, list_jobs, new_job_id, pid_alive, process_start_time, resume_job, start_job, wait_job,
-                   worker_alive, worker_command)
-from .pipeline import (OVERRIDES_ENV, RunProgress, TrainConfig, apply_overrides, cancelled_errors, env_overrides,
-                       eval_prompts, generate_for_run, generate_frame, load_config_file, load_run_data, parse_overrides,
-                       plan_stages, preset_config, read_prompts, resolve_in, run_models, run_pipeline)
+                   create_job, format_job_line, format_seconds, get_job, job_dir, job_status, list_jobs, new_job_id,
+                   resume_job, start_job, wait_job, worker_alive, worker_command)
+from .processes import group_alive, job_processes, pid_alive, process_start_time
+from .config import (OVERRIDES_ENV, TrainConfig, apply_overrides, default_threads, env_overrides, load_config_file,
+                     parse_overrides, preset_config)
+from .progress import RunProgress
+from .runner import cancelled_errors, drop_incomplete_checkpoints, run_pipeline
+from .stages import eval_prompts, load_run_data, plan_stages
+from .trained import generate_for_run, generate_frame, read_prompts, resolve_in, run_models

@@ -26,13 +26,13 @@ from .. import paths
 from ..errors import DeconfoundError, NotFoundError
 from ..jsonio import read_json, write_json_atomic
 from .folder import RunFolder, now_iso
+from .processes import job_processes, pid_alive, proc_stat, process_start_time, signal_all, started_workers
 
 ACTIVE_STATES = ("queued", "running")
 FINAL_STATES = ("completed", "failed", "cancelled")
 CANCEL_GRACE_S = 10.0  # SIGTERM lets the worker stop at its next step; after this, SIGKILL
 JOB_ID_RE = re.compile(r"^[0-9]{8}-[0-9]{6}-[a-z0-9]{4,8}$")
 LOG_LINE_RE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[")  # the worker's own log lines
-_children: dict[str, subprocess.Popen] = {}  # job id -> worker started by this process (poll() reaps it)
 
 
 def new_job_id() -> str:
@@ -150,7 +150,7 @@ def start_job(job_id: str, detach: bool = True, resume: bool = False, num_proces
         log.flush()
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, cwd=str(job.run_dir), env=child_env)
-    _children[job.id] = proc
+    started_workers[job.id] = proc
     write_json_atomic(folder.process_path, {"pid": proc.pid, "pgid": proc.pid, "host": socket.gethostname(),
                                             "proc_start": process_start_time(proc.pid), "argv": argv,
                                             "launched_at": now_iso(), "resume": resume})
@@ -182,11 +182,11 @@ def job_status(job_id: str, runs_root: Path | None = None) -> dict:
 def worker_alive(job_id: str, folder: RunFolder) -> bool | None:
     """True/False when the worker's liveness can be checked here, None when it cannot (never started,
     or started on another machine, e.g. a cluster run whose folder was copied back)."""
-    proc = _children.get(job_id)
+    proc = started_workers.get(job_id)
     if proc is not None:  # started by this process: poll() knows, and reaps the zombie
         if proc.poll() is not None:
             return False
-        stat = _proc_stat(proc.pid)  # a zombie whose threads are still exiting is not reaped yet
+        stat = proc_stat(proc.pid)  # a zombie whose threads are still exiting is not reaped yet
         return stat is not None and stat[0] not in ("Z", "X")
     # The launcher recorded by start_job, and the worker's own entry (a worker started by hand, e.g.
     # `accelerate launch` in a terminal, has only that one).
@@ -205,7 +205,7 @@ def _mark_dead(job_id: str, folder: RunFolder) -> dict:
     status = folder.status()
     if status.get("state") not in ACTIVE_STATES:  # it finished between our two reads
         return status
-    proc = _children.get(job_id)
+    proc = started_workers.get(job_id)
     if proc is not None and proc.returncode is None:
         try:
             proc.wait(timeout=5)  # collect the exit status of a dying child
@@ -224,105 +224,6 @@ def _mark_dead(job_id: str, folder: RunFolder) -> dict:
     return folder.update_status(state="failed", message=message, ended_at=now_iso(), eta_s=None, log_tail=tail)
 
 
-def pid_alive(pid: int, proc_start: int | None = None) -> bool:
-    """Whether a process runs (not a zombie) and is the same one (same start time, where /proc has it)."""
-    stat = _proc_stat(pid)
-    if stat is None:
-        if Path("/proc/self/stat").exists():  # Linux: no /proc entry means no process
-            return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    state, start = stat
-    if state in ("Z", "X"):
-        _reap(pid)
-        return False
-    return proc_start is None or start == proc_start
-
-
-def process_start_time(pid: int) -> int | None:
-    """Start time of a process in clock ticks since boot (from /proc; None where there is no /proc)."""
-    stat = _proc_stat(pid)
-    return stat[1] if stat else None
-
-
-def _proc_stat(pid: int) -> tuple[str, int] | None:
-    """(state letter, start time) from /proc/PID/stat, or None."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError, OSError):
-        return None
-    fields = raw[raw.rfind(")") + 2:].split()  # the command name may contain spaces and parentheses
-    return fields[0], int(fields[19])
-
-
-def _reap(pid: int) -> None:
-    """Collect a zombie child of this process (no-op for other processes' children)."""
-    for proc in _children.values():
-        if proc.pid == pid:  # let Popen collect it, so it keeps the exit status
-            proc.poll()
-            return
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except (ChildProcessError, OSError):
-        pass
-
-
-def _process_table() -> dict[int, tuple[str, int, int]]:
-    """pid -> (state, parent pid, process group) for every process in /proc (empty without /proc)."""
-    table = {}
-    proc_root = Path("/proc")
-    if not proc_root.is_dir():
-        return table
-    for entry in proc_root.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = raw[raw.rfind(")") + 2:].split()
-        table[int(entry.name)] = (fields[0], int(fields[1]), int(fields[2]))
-    return table
-
-
-def job_processes(pgid: int, root_pid: int | None = None, known: set[int] | None = None) -> set[int]:
-    """Live (non-zombie) processes of a job: its process group, every descendant of the launched process
-    (launchers such as torchrun put their workers in groups of their own) and `known` ones still alive.
-    Zombies that are this process's children are reaped on the way."""
-    table = _process_table()
-    if not table:  # no /proc: the group is all we can see
-        try:
-            os.killpg(pgid, 0)
-            return {pgid}
-        except (ProcessLookupError, PermissionError):
-            return set()
-    for pid, (state, _, group) in table.items():
-        if state in ("Z", "X") and (group == pgid or pid in (known or ())):
-            _reap(pid)
-    live = {pid for pid, (state, _, _) in table.items() if state not in ("Z", "X")}
-    found = {pid for pid in live if table[pid][2] == pgid} | ({p for p in known if p in live} if known else set())
-    children: dict[int, list[int]] = {}
-    for pid, (_, parent, _) in table.items():
-        children.setdefault(parent, []).append(pid)
-    stack = list(found) + ([root_pid] if root_pid else [])
-    while stack:
-        for child in children.get(stack.pop(), []):
-            if child in live and child not in found:
-                found.add(child)
-                stack.append(child)
-    return found
-
-
-def group_alive(pgid: int) -> bool:
-    """Whether any live (non-zombie) process remains in a process group."""
-    return bool(job_processes(pgid))
-
-
 def cancel_job(job_id: str, grace_s: float = CANCEL_GRACE_S, runs_root: Path | None = None) -> dict:
     """Stop a job: SIGTERM to its whole process group and every process it started (the worker stops at
     its next step and keeps its checkpoints consistent), SIGKILL after `grace_s`; the state becomes cancelled."""
@@ -338,18 +239,18 @@ def cancel_job(job_id: str, grace_s: float = CANCEL_GRACE_S, runs_root: Path | N
     if pgid and worker_alive(path.name, folder) is not False:
         pgid = int(pgid)
         members = job_processes(pgid, root)
-        _signal(pgid, members, signal.SIGTERM)
+        signal_all(pgid, members, signal.SIGTERM)
         deadline = time.monotonic() + grace_s
         while members and time.monotonic() < deadline:
             time.sleep(0.2)
             members = _still_running(path.name, pgid, root, members)
         if members:
-            _signal(pgid, members, signal.SIGKILL)
+            signal_all(pgid, members, signal.SIGKILL)
             deadline = time.monotonic() + 5
             while members and time.monotonic() < deadline:
                 time.sleep(0.1)
                 members = _still_running(path.name, pgid, root, members)
-    proc = _children.get(path.name)
+    proc = started_workers.get(path.name)
     if proc is not None:
         try:
             proc.wait(timeout=5)
@@ -362,17 +263,8 @@ def cancel_job(job_id: str, grace_s: float = CANCEL_GRACE_S, runs_root: Path | N
     return {"id": path.name, "run_dir": str(path)} | status
 
 
-def _signal(pgid: int, pids: set[int], sig: int) -> None:
-    """Send a signal to a process group and to each listed process."""
-    for send, target in [(os.killpg, pgid)] + [(os.kill, pid) for pid in pids]:
-        try:
-            send(target, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
 def _still_running(job_id: str, pgid: int, root: int | None, known: set[int]) -> set[int]:
-    proc = _children.get(job_id)
+    proc = started_workers.get(job_id)
     if proc is not None:
         proc.poll()  # reap the leader so it does not count as a member
     return job_processes(pgid, root, known)

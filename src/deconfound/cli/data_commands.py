@@ -1,0 +1,118 @@
+"""Commands of the Data and Roles steps: ingest, tables, describe, drop, tag, plus the simulation and demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .common import emit, open_store
+
+
+def cmd_ingest(args) -> None:
+    """Load a CSV/TSV/Parquet file into a new table."""
+    result = open_store(args).ingest(args.path, table=args.table, replace=args.replace)
+    emit(args, result.__dict__, result.summary())
+
+
+def cmd_tables(args) -> None:
+    """List the tables with their row counts."""
+    store = open_store(args)
+    rows = [{"table": t, "rows": store.row_count(t), "tagged": store.load_roles(t) is not None}
+            for t in store.tables()]
+    text = "\n".join(f"{r['table']:30s} {r['rows']:>10,} rows  {'tagged' if r['tagged'] else 'untagged'}"
+                     for r in rows) or "no tables yet: `deconfound ingest FILE` or `deconfound simulate`"
+    emit(args, rows, text)
+
+
+def cmd_describe(args) -> None:
+    """Row count, column types, nulls, roles and derived columns of a table."""
+    store = open_store(args)
+    desc = store.describe(args.table)
+    roles = store.load_roles(args.table)
+    payload = desc.to_dict() | {"roles": roles.to_dict() if roles else None,
+                                "derived_columns": store.column_meta(args.table)}
+    text = desc.summary() + "\n\nroles:\n" + (roles.summary() if roles else "(untagged)")
+    emit(args, payload, text)
+
+
+def cmd_tag(args) -> None:
+    """Save the column roles of a table."""
+    from ..data import Roles
+    store = open_store(args)
+    roles = Roles(text=args.text, context=args.context, outcome=args.outcome, timestamp=args.timestamp,
+                  confounders=args.confounder or [], instruments=args.instrument or [],
+                  controls=args.control or [], truth=args.truth, experiment=args.experiment, arm=args.arm)
+    warnings = store.save_roles(args.table, roles)
+    emit(args, {"table": args.table, "roles": roles.to_dict(), "warnings": warnings},
+         f"saved roles for '{args.table}':\n{roles.summary()}" + "".join(f"\nwarning: {w}" for w in warnings))
+
+
+def cmd_drop(args) -> None:
+    """Delete a table with its roles."""
+    open_store(args).drop(args.table)
+    emit(args, {"dropped": args.table}, f"dropped '{args.table}'")
+
+
+def cmd_simulate(args) -> None:
+    """Write the built-in simulation to a file."""
+    from ..sim import SimulationConfig, simulate
+    frame = simulate(SimulationConfig(scenario=args.scenario, n=args.n, seed=args.seed))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() in (".parquet", ".pq"):
+        frame.to_parquet(out, index=False)
+    else:
+        frame.to_csv(out, index=False)
+    emit(args, {"out": str(out), "rows": len(frame), "scenario": args.scenario, "seed": args.seed},
+         f"wrote {len(frame):,} rows ({args.scenario}, seed {args.seed}) to {out}")
+
+
+def cmd_demo(args) -> None:
+    """Load and tag the demo tables."""
+    from ..sim import load_demo
+    tables = load_demo(open_store(args), replace=args.replace)
+    emit(args, {"tables": tables}, "demo tables ready (tagged): " + ", ".join(tables))
+
+
+def add_parsers(sub, common) -> None:
+    """The subcommands of this step (each with --db and --json from `common`)."""
+    p = sub.add_parser("ingest", parents=[common], help="load a CSV/TSV/Parquet file into the database")
+    p.add_argument("path")
+    p.add_argument("--table", help="table name (default: from the file name)")
+    p.add_argument("--replace", action="store_true", help="replace a table of the same name")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("tables", parents=[common], help="list tables")
+    p.set_defaults(func=cmd_tables)
+
+    p = sub.add_parser("describe", parents=[common], help="row count, column types, nulls, roles")
+    p.add_argument("table")
+    p.set_defaults(func=cmd_describe)
+
+    p = sub.add_parser("drop", parents=[common], help="delete a table")
+    p.add_argument("table")
+    p.set_defaults(func=cmd_drop)
+
+    p = sub.add_parser("tag", parents=[common], help="tag column roles of a table")
+    p.add_argument("--table", required=True)
+    p.add_argument("--text", required=True, help="the generated text column")
+    p.add_argument("--context", required=True, help="the prompt/context column")
+    p.add_argument("--outcome", required=True, help="the numeric outcome column")
+    p.add_argument("--timestamp")
+    p.add_argument("--confounder", action="append", help="repeat for several")
+    p.add_argument("--instrument", action="append", help="repeat for several")
+    p.add_argument("--control", action="append", help="repeat for several")
+    p.add_argument("--truth", help="ground-truth quality (simulation only)")
+    p.add_argument("--experiment", help="A/B experiment id column")
+    p.add_argument("--arm", help="A/B arm column")
+    p.set_defaults(func=cmd_tag)
+
+    p = sub.add_parser("simulate", parents=[common], help="write the built-in simulation (known ground truth)")
+    p.add_argument("--scenario", choices=["orthogonal", "entangled"], default="entangled")
+    p.add_argument("--n", type=int, default=20000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output .csv or .parquet")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("demo", parents=[common], help="load and tag the shipped demo tables")
+    p.add_argument("--replace", action="store_true", help="reload them even if present")
+    p.set_defaults(func=cmd_demo)

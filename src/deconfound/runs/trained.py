@@ -1,0 +1,111 @@
+"""The trained models of a run (base, sft, rl_<method>, dpo_<method>) and generating texts with them, for the
+held-out evaluation prompts or for new prompts a user brings.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import DeconfoundError, NotFoundError
+from .folder import RunFolder
+
+
+def run_models(run_dir, info: dict | None = None) -> dict[str, Path]:
+    """The models of a run, in display order: base, sft, rl_<method>..., dpo_<method>... (finished ones)."""
+    folder = RunFolder(run_dir)
+    info = info if info is not None else {s["stage"]: s for s in folder.stages()}
+    config = folder.config()
+    models: dict[str, Path] = {}
+    for name in ("base", "sft"):
+        if info.get(name, {}).get("model_path"):
+            models[name] = resolve_in(folder.path, info[name]["model_path"])
+    for prefix in ("rl", "dpo"):
+        for method in config.get("methods", []):
+            entry = info.get(f"{prefix}/{method}", {})
+            if entry.get("model_path"):
+                models[f"{prefix}_{method}"] = resolve_in(folder.path, entry["model_path"])
+    return models
+
+
+def resolve_in(run_dir: Path, path: str) -> Path:
+    """A path from stages.json: relative ones are inside the run folder (so a moved folder still works)."""
+    path = Path(path)
+    return path if path.is_absolute() else Path(run_dir) / path
+
+
+def generate_frame(models: dict[str, Path], prompts: pd.DataFrame, seeds: list[int], *, max_new_tokens: int = 24,
+                   temperature: float = 1.0, batch_size: int = 32, partial_dir: Path | None = None,
+                   progress=None) -> pd.DataFrame:
+    """Generations of every model for every prompt and seed: columns prompt_id, context, model, seed, text.
+    With `partial_dir`, each (model, seed) is saved there as it finishes and reused on a resume."""
+    from ..models import generate
+    frames = []
+    jobs_total = len(models) * len(seeds)
+    done = 0
+    for name, path in models.items():
+        for seed in seeds:
+            partial = partial_dir / f"{name}__seed{seed}.csv" if partial_dir else None
+            if partial is not None and partial.is_file():
+                frame = pd.read_csv(partial, keep_default_na=False)
+            else:
+                def inner(stage, step, total, metrics, _done=done):
+                    if progress:
+                        progress("generate", _done * max(total, 1) + step, jobs_total * max(total, 1), {})
+                texts = generate(path, prompts["context"].tolist(), seed=int(seed), max_new_tokens=max_new_tokens,
+                                 temperature=temperature, batch_size=batch_size, progress=inner)
+                frame = pd.DataFrame({"prompt_id": prompts["prompt_id"].to_numpy(), "context": prompts["context"],
+                                      "model": name, "seed": int(seed), "text": texts})
+                if partial is not None:
+                    partial.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = partial.with_name(f".{partial.name}.tmp")
+                    frame.to_csv(tmp, index=False)
+                    os.replace(tmp, partial)
+            frames.append(frame)
+            done += 1
+            if progress:
+                progress("generate", done, jobs_total, {})
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["prompt_id", "context", "model", "seed", "text"])
+
+
+# ------------------------------------------------------------------ generating from a finished run
+def read_prompts(path) -> list[str]:
+    """Contexts from a .txt file (one per line) or a .csv file with a `context` column."""
+    path = Path(path)
+    if not path.is_file():
+        raise NotFoundError(f"prompts file {path} not found")
+    if path.suffix.lower() == ".csv":
+        frame = pd.read_csv(path, keep_default_na=False)
+        if "context" not in frame.columns:
+            raise DeconfoundError(f"{path} has no 'context' column (columns: {', '.join(frame.columns)})")
+        contexts = frame["context"].astype(str).tolist()
+    else:
+        contexts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    contexts = [c for c in contexts if c]
+    if not contexts:
+        raise DeconfoundError(f"{path} holds no prompts: one context per line (.txt) or a 'context' column (.csv)")
+    return contexts
+
+
+def generate_for_run(run_dir, contexts: list[str], models: list[str] | None = None, seeds: list[int] | None = None,
+                     max_new_tokens: int | None = None, progress=None) -> pd.DataFrame:
+    """Generations of a run's models (all finished ones, or `models`) for new contexts."""
+    folder = RunFolder(run_dir)
+    if not folder.exists():
+        raise NotFoundError(f"{run_dir} is not a run folder (no config.json)")
+    available = run_models(folder.path)
+    if not available:
+        raise DeconfoundError(f"run {folder.path.name} has no trained models yet (see `deconfound jobs`)")
+    chosen = list(available) if not models else models
+    unknown = [m for m in chosen if m not in available]
+    if unknown:
+        raise DeconfoundError(f"model(s) {', '.join(unknown)} not in this run: choose from {', '.join(available)}")
+    config = folder.config()
+    prompts = pd.DataFrame({"prompt_id": range(len(contexts)), "context": contexts})
+    return generate_frame({m: available[m] for m in chosen}, prompts, seeds or [0],
+                          max_new_tokens=max_new_tokens or config.get("gen_max_new_tokens", 24),
+                          temperature=config.get("gen_temperature", 1.0),
+                          batch_size=config.get("gen_batch_size", 32), progress=progress)
