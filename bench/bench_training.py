@@ -37,7 +37,7 @@ from deconfound.models import (ModelSpec, PromptStyle, generate_with_stats, load
 from deconfound.sim import SimulationConfig, quality_scores, simulate  # noqa: E402
 from deconfound.train import (GuardedReward, RLSettings, SFTSettings, TrainingSummary, rl_config,  # noqa: E402
                               rl_dataset, run_rl, run_sft)
-from deconfound.train.training import _lora, _quiet  # noqa: E402
+from deconfound.train.plumbing import _lora, _quiet  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 

@@ -21,7 +21,7 @@ from deconfound.models import (PromptStyle, build_tiny_model, generate, generate
 from deconfound.text_measures import repetition_rate  # noqa: E402
 from deconfound.train import (PRESETS, Cancelled, DPOSettings, GuardedReward, RLSettings, SFTSettings,  # noqa: E402
                               TrainingSummary, build_preference_pairs, rl_config, run_dpo, run_rl, run_sft)
-from deconfound.train.training import _Guards  # noqa: E402
+from deconfound.train.callbacks import _Guards  # noqa: E402
 
 TEAMS = ["Ironmen", "Condors", "Rebels", "Pilots", "Anchors", "Flyers", "Monarchs", "Coyotes"]
 DAYS = ["Monday", "Tuesday", "Friday", "Sunday"]
