@@ -130,7 +130,7 @@ def test_orthogonal_naive_reward_is_fine_and_deconfounded_still_best(orthogonal,
 
 def test_confounder_layer_learns_the_true_popularity_effect(entangled_models, entangled):
     model = entangled_models["confounder_layer"]
-    per_unit = model._ridge.coef_[-1] / model.state["confounder_sd"]
+    per_unit = model.head.ridge.coef_[-1] / model.state["confounder_sd"]
     assert 0.07 < per_unit < 0.13  # the simulation's true coefficient is 0.1 (ridge shrinks it a little)
     text = ["Rebels Roll to a Thrilling Win"]
     assert model.score(text, None, [3.0])[0] - model.score(text, None, [0.0])[0] == pytest.approx(3 * per_unit)
@@ -141,7 +141,7 @@ def test_confounder_layer_learns_the_true_popularity_effect(entangled_models, en
 def test_odin_quality_head_is_decorrelated_from_the_confounder(entangled_models, entangled):
     model = entangled_models["odin"]
     assert abs(model.metrics["train"]["pearson_confounder"]) < 0.05
-    weight, _ = model._odin
+    weight = model.head.weight
     cosine = weight[0] @ weight[1] / np.linalg.norm(weight[0]) / np.linalg.norm(weight[1])
     assert abs(cosine) < 0.05
     # A reward uncorrelated with popularity can correlate with quality at most sqrt(1 - ρ²), ρ = corr(quality,
