@@ -1,5 +1,5 @@
 """Training-engine speed: seconds per RL step and generations per second, for the smoke (tiny) model
-and for SmolLM2-135M on CPU, and the per-step overhead of `training.run_rl` against a bare trl
+and for SmolLM2-135M on CPU, and the per-step overhead of `train.run_rl` against a bare trl
 GRPOTrainer with identical settings (same GRPOConfig, dataset, LoRA and reward).
 
 Repetitions alternate ours / bare so drifting machine load hits both alike; medians are reported.

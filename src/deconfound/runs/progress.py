@@ -17,7 +17,7 @@ class RunProgress:
 
     `plan` maps each stage to its expected cost; overall progress is the cost-weighted share done.
     Calling it as `progress(stage, step, total, metrics)` is the training callback: it raises
-    `training.Cancelled` once `stop` is set, so trainers stop at their next step with a checkpoint.
+    `train.Cancelled` once `stop` is set, so trainers stop at their next step with a checkpoint.
     """
 
     def __init__(self, folder: RunFolder, plan: dict[str, float], stop=None, enabled: bool = True,
@@ -34,7 +34,7 @@ class RunProgress:
         self.status = folder.status() if enabled else {}
 
     def check_stop(self) -> None:
-        """Raise `training.Cancelled` when a stop was requested (SIGTERM)."""
+        """Raise `train.Cancelled` when a stop was requested (SIGTERM)."""
         if self.stop is not None and self.stop.is_set():
             from ..train import Cancelled
             raise Cancelled("stop requested")

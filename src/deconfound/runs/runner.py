@@ -77,7 +77,7 @@ def run_pipeline(run_dir, progress=None, resume: bool = False, stop=None, write_
     """Run (or resume) every stage of the run folder `run_dir`; returns the final summary.
 
     progress(stage, step, total, metrics): an extra callback (e.g. a CLI printer). stop: a threading.Event;
-    once set, the current step finishes and `training.Cancelled` is raised. Finished stages (stages.json)
+    once set, the current step finishes and `train.Cancelled` is raised. Finished stages (stages.json)
     are always skipped; `resume` also makes trainers continue from their last checkpoint.
     """
     folder = RunFolder(Path(run_dir).resolve())
