@@ -2,14 +2,12 @@
 
 import json
 
-import altair as alt
-import numpy as np
-import pandas as pd
 import streamlit as st
 
-from deconfound.causal import (ESTIMATOR_LABELS, deconfounded_outcome, default_column_name, estimate,
-                               write_deconfounded_column)
-from ui.common import get_store, page_setup, table_picker, user_errors
+from deconfound.causal import (ESTIMATOR_LABELS, WEAK_F, compare_estimates, corrected_columns_table, corrected_sample,
+                               default_column_name, estimate, estimates_chart, estimator_choices,
+                               outcome_density_chart, spec_tests_table, truth_correlations, write_deconfounded_column)
+from ui.common import get_store, page_setup, tagged_table_or_stop, user_errors
 
 page_setup("4 · Deconfound", "⚖️")
 st.markdown(
@@ -21,16 +19,10 @@ st.markdown(
 )
 
 store = get_store()
-table = table_picker(store)
-if not table:
-    st.stop()
-roles = store.load_roles(table)
-if roles is None or not roles.confounders:
-    st.warning(f"'{table}' needs at least one **confounder** tagged on **Roles** before it can be deconfounded.")
-    st.stop()
+table, roles = tagged_table_or_stop(store, "its outcome and confounders", need=("confounders",),
+                                   purpose="it can be deconfounded")
 
-available = ["ols"] + (["iv"] if roles.instruments else []) + (["dml"] if roles.text else [])
-default = "iv" if "iv" in available else "dml" if "dml" in available else "ols"
+available, default = estimator_choices(roles)
 method = st.radio("Method for the corrected outcome", available, index=available.index(default), key="method",
                   horizontal=True, format_func=ESTIMATOR_LABELS.get,
                   help="IV is the paper's method and needs an instrument; DML needs none but assumes the text "
@@ -65,19 +57,11 @@ for warning in chosen.warnings:
 st.info(chosen.verdict())
 
 st.subheader("Naive vs IV vs DML")
-table_rows = [{"method": ESTIMATOR_LABELS[m], "term": t, "coefficient": r.coef[t], "CI low": r.conf_int[t][0],
-               "CI high": r.conf_int[t][1], "rows": r.n} for m, r in results.items() for t in r.terms]
-compare = pd.DataFrame(table_rows)
+compare = compare_estimates(results)
 st.caption("The confounder's effect on the outcome per unit, with 95% intervals. When naive OLS and IV disagree, "
            "the confounder moves with the text's quality, and only the instrumented estimate removes the right "
            "amount.")
-base = alt.Chart(compare).encode(y=alt.Y("method:N", title=None, sort=list(ESTIMATOR_LABELS.values())))
-chart = (base.mark_point(filled=True, size=80).encode(x=alt.X("coefficient:Q", scale=alt.Scale(zero=False),
-                                                                     title="effect per unit (95% interval)"),
-                                                       color="method:N", tooltip=list(compare.columns))
-         + base.mark_errorbar().encode(x=alt.X("CI low:Q", title="effect per unit (95% interval)"), x2="CI high:Q"))
-st.altair_chart(chart.properties(height=60 * len(results)).facet(row=alt.Row("term:N", title=None)),
-                width="stretch")
+st.altair_chart(estimates_chart(compare), width="stretch")
 st.dataframe(compare, hide_index=True, width="stretch")
 if "dml" in results:
     st.caption("DML: " + " ".join(results["dml"].notes))
@@ -93,45 +77,23 @@ if "iv" in results:
     cols = st.columns(max(2, len(iv.first_stage)))
     for col, (term, stage) in zip(cols, iv.first_stage.items()):
         col.metric(f"First-stage F · {term}", f"{stage['f_stat']:,.1f}",
-                   delta="strong" if stage["f_stat"] >= 10 else "weak instrument",
-                   delta_color="normal" if stage["f_stat"] >= 10 else "inverse")
+                   delta="strong" if stage["f_stat"] >= WEAK_F else "weak instrument",
+                   delta_color="normal" if stage["f_stat"] >= WEAK_F else "inverse")
         col.caption(f"partial R² = {stage['partial_r2']:.3f}")
-    def meaning(name: str, test: dict) -> str:
-        if "reason" in test:
-            return f"does not apply: {test['reason']}"
-        small = test["pvalue"] < 0.05
-        if name == "sargan":
-            return ("the instruments disagree: one of them may affect the outcome directly" if small
-                    else "the instruments agree with each other")
-        return ("the confounder moves with the unexplained outcome: naive OLS is biased, use IV" if small
-                else "no evidence that naive OLS is biased")
-
-    tests = pd.DataFrame([{"test": {"sargan": "Sargan", "wu_hausman": "Wu–Hausman"}.get(name, name),
-                           "statistic": f"{t['stat']:,.2f}" if "stat" in t else "–",
-                           "p-value": f"{t['pvalue']:.3g}" if "pvalue" in t else "–",
-                           "what it means": meaning(name, t)} for name, t in iv.tests.items()])
-    st.dataframe(tests, hide_index=True, width="stretch")
+    st.dataframe(spec_tests_table(iv), hide_index=True, width="stretch")
 
 # ------------------------------------------------------------------ raw vs corrected
 st.subheader("Raw vs corrected outcome")
-columns = list(dict.fromkeys([roles.outcome] + [t["column"] for t in chosen.confounder_terms]
-                             + ([roles.truth] if roles.truth else [])))
 with user_errors("Reading a sample"):
-    sample = store.read_frame(table, columns, sample_rows=min(rows, 5000))
-    corrected, offset = deconfounded_outcome(sample, chosen)
-    dist = pd.DataFrame({"raw outcome": sample[roles.outcome].to_numpy(dtype=float), "corrected": corrected})
-    long = dist.melt(var_name="outcome", value_name="value").dropna()
+    sample = corrected_sample(store, table, chosen, truth=roles.truth)
     st.caption(f"{ESTIMATOR_LABELS[chosen.method]} correction on a random sample of {len(sample):,} rows: the corrected "
                "outcome keeps the raw average (the removed part is centred) but no longer varies with the confounder.")
-    st.altair_chart(alt.Chart(long).transform_density("value", groupby=["outcome"], as_=["value", "density"])
-                    .mark_area(opacity=0.45).encode(x="value:Q", y=alt.Y("density:Q", stack=None), color="outcome:N")
-                    .properties(height=240), width="stretch")
+    st.altair_chart(outcome_density_chart(sample), width="stretch")
     if roles.truth:
-        truth = sample[roles.truth].to_numpy(dtype=float)
-        ok = np.isfinite(truth) & np.isfinite(corrected) & np.isfinite(dist["raw outcome"].to_numpy())
+        raw_r, corrected_r = truth_correlations(sample)
         left, right = st.columns(2)
-        left.metric(f"corr(raw outcome, {roles.truth})", f"{np.corrcoef(dist['raw outcome'][ok], truth[ok])[0, 1]:+.3f}")
-        right.metric(f"corr(corrected, {roles.truth})", f"{np.corrcoef(corrected[ok], truth[ok])[0, 1]:+.3f}",
+        left.metric(f"corr(raw outcome, {roles.truth})", f"{raw_r:+.3f}")
+        right.metric(f"corr(corrected, {roles.truth})", f"{corrected_r:+.3f}",
                      help="Simulated data only: how well each outcome tracks the true quality.")
 
 # ------------------------------------------------------------------ save
@@ -145,8 +107,6 @@ if st.button("Save corrected column", type="primary", key="save_column"):
         meta = write_deconfounded_column(store, table, chosen, name=name.strip(), replace=replace)
         st.success(f"Saved '{meta['column']}' = {meta['formula']}. Next: **Train**.")
 
-derived = store.column_meta(table)
-if derived:
-    st.dataframe(pd.DataFrame([{"column": c, "method": m.get("method"), "effect": json.dumps(m.get("coef")),
-                                "created": m.get("created_at")} for c, m in derived.items()]),
-                 hide_index=True, width="stretch")
+derived = corrected_columns_table(store, table)
+if len(derived):
+    st.dataframe(derived, hide_index=True, width="stretch")

@@ -7,7 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deconfound.causal import (DiagnosticsConfig, diagnose, entanglement, scan_markers, temporal_leakage, time_patterns)
+from deconfound.causal import (DiagnosticsConfig, EntanglementResult, LeakageResult, MarkerScanResult,
+                               TimePatternsResult, diagnose, distinct_phrases, entanglement, entanglement_chart,
+                               leakage_candidates, leakage_chart, marker_chart, marker_chart_rows, marker_table,
+                               scan_markers, standardised_months, temporal_leakage, time_chart, time_patterns,
+                               time_tests_table)
 from deconfound.cli import main
 from deconfound.data import Roles, Store
 from deconfound.sim import DEMO_ROLES, TEAMS, load_demo, quality_scores
@@ -167,3 +171,95 @@ def test_entanglement_with_minilm_embeddings(demo, home):
     result = entanglement(sample, replace(DEMO_ROLES, truth=None), DiagnosticsConfig(embeddings="minilm", folds=3))
     row = result.confounders.iloc[0]
     assert result.embeddings == "minilm" and row["r2_text_beyond_instruments"] > 0.2 and result.entangled
+
+
+def test_distinct_phrases_shows_overlapping_phrases_once():
+    phrases = ["omaha ironmen", "omaha", "strong finish", "by strong finish", "great", "ironmen win"]
+    assert distinct_phrases(phrases, 3) == ["omaha ironmen", "strong finish", "great"]
+    assert distinct_phrases(phrases, 10) == ["omaha ironmen", "strong finish", "great", "ironmen win"]
+    assert distinct_phrases(phrases, 0) == []
+
+
+def hand_scan() -> MarkerScanResult:
+    rows = [("omaha ironmen", "spurious", 0.30, 1e-10, 0.01), ("omaha", "spurious", 0.25, 1e-9, 0.0),
+            ("boston", "spurious", 0.20, 1e-8, 0.02), ("denver", "spurious", 0.35, 1e-6, 0.03),
+            ("great", "robust", 0.40, 1e-12, 0.35), ("great win", "robust", 0.38, 1e-11, 0.33),
+            ("loss", "robust", -0.50, 1e-12, -0.45), ("brutal", "masked", -0.10, 0.5, -0.30),
+            ("the", "", 0.9, 0.6, 0.9)]
+    markers = pd.DataFrame(rows, columns=["marker", "status", "lift", "lift_p", "adjusted_lift"])
+    markers = markers.assign(n=100, lift_q=markers["lift_p"], adjusted_q=0.5, assoc_popularity=0.2,
+                             assoc_popularity_q=0.01)
+    return MarkerScanResult(markers=markers, rows_scanned=1000, rows_total=1000, confounders=["popularity"],
+                            min_count=30, alpha=0.01)
+
+
+def test_marker_chart_rows_half_spurious_half_kept_overlaps_once():
+    scan = hand_scan()
+    # the verdict's examples follow the same rule: 'omaha' is inside 'omaha ironmen'
+    assert "(e.g. 'omaha ironmen', 'boston', 'denver')" in scan.verdict
+    small = marker_chart_rows(scan, 4)  # 2 spurious by evidence, 2 kept by |lift|
+    assert list(small["marker"]) == ["great", "omaha ironmen", "boston", "loss"]
+    assert list(small["status"]) == ["robust", "spurious", "spurious", "robust"]
+    rows = marker_chart_rows(scan, 10)
+    assert list(rows["marker"]) == ["great", "denver", "omaha ironmen", "boston", "brutal", "loss"]
+    assert rows.set_index("marker").loc["brutal", "status"] == "hidden by confounder"
+    spec = marker_chart(rows).to_dict()
+    assert spec["height"] == 240 and spec["layer"][0]["encoding"]["y"]["sort"] == list(rows["marker"])
+    assert spec["layer"][0]["encoding"]["color"]["scale"]["domain"] == ["spurious", "robust", "hidden by confounder"]
+    assert list(marker_table(scan).columns) == ["marker", "n", "lift", "adjusted_lift", "lift_q", "adjusted_q",
+                                                "status", "assoc_popularity"]
+
+
+def test_time_tests_table_and_chart():
+    weekday = {"f_stat": 12.5, "df1": 6, "df2": 993, "pvalue": 1e-9, "share": 0.07, "significant": True,
+               "material": True}
+    month = {"reason": "needs at least two groups with data", "significant": False}
+    result = TimePatternsResult(applicable=True, outcome="y", timestamp="ts", tests={"weekday": weekday, "month": month})
+    table = time_tests_table(result)
+    assert list(table.columns) == ["effect", "F", "p-value", "share of variance", "matters"]
+    assert table.iloc[0].to_dict() == {"effect": "weekday", "F": 12.5, "p-value": 1e-9, "share of variance": 0.07,
+                                       "matters": True}
+    assert table.iloc[1]["effect"] == "month" and pd.isna(table.iloc[1]["F"])
+    frame = pd.DataFrame({"level": ["Mon", "Tue"], "n": [10, 12], "mean": [0.1, 0.2], "sd": [1.0, 1.0],
+                          "ci_low": [0.0, 0.1], "ci_high": [0.2, 0.3]})
+    spec = time_chart(frame, "weekday", "y", ["Mon", "Tue"]).to_dict()
+    assert spec["height"] == 260 and spec["layer"][0]["encoding"]["y"]["title"] == "mean y"
+    assert spec["layer"][1]["encoding"]["y"]["title"] == "mean y (95% CI)"
+
+
+def test_leakage_candidates_and_standardised_months(store):
+    frame = pd.DataFrame({"text": ["a", "b", "c"], "y": [1.0, 2.0, 3.0], "ts": pd.to_datetime(["2024-01-01"] * 3),
+                          "flag": [True, False, True], "small": np.array([1, 2, 3], dtype="int8"),
+                          "count": np.array([4, 5, 6], dtype="int32"), "q": [0.1, 0.2, 0.3]})
+    store.ingest_frame(frame, "kinds")
+    rowids = store.read_frame("kinds", ["y"], with_rowid=True)["_rowid"].to_numpy()
+    store.write_column("kinds", "derived", np.array([0.5, 0.6, 0.7]), rowids, meta={"kind": "deconfounded_outcome"})
+    roles = Roles(text="text", outcome="y", timestamp="ts", truth="q")
+    # derived scores first, then the truth, then the other numbers; never the outcome, text, time or booleans
+    assert leakage_candidates(store, "kinds", roles) == ["derived", "q", "small", "count"]
+
+    months = pd.DataFrame({"month": ["2024-01", "2024-02", "2024-03"], "n": [5, 5, 5],
+                           "score_mean": [1.0, 2.0, 3.0], "outcome_mean": [2.0, 2.0, 5.0]})
+    leak = LeakageResult(score="s", outcome="y", months=months, corr=0.87, pvalue=0.3, threshold=0.5)
+    long = standardised_months(leak)
+    assert list(long["series"]) == ["s"] * 3 + ["y"] * 3
+    np.testing.assert_allclose(long["value"], [-1, 0, 1, -1 / np.sqrt(3), -1 / np.sqrt(3), 2 / np.sqrt(3)])
+    flat = standardised_months(LeakageResult(score="s", outcome="y", months=months.assign(score_mean=4.0),
+                                             corr=np.nan, pvalue=np.nan, threshold=0.5))
+    assert (flat["value"][:3] == 0).all()  # a flat series stays at 0 instead of dividing by 0
+    spec = leakage_chart(long).to_dict()
+    assert spec["mark"] == {"type": "line", "point": True} and spec["height"] == 240
+
+
+def test_entanglement_chart_shows_the_three_r2():
+    rows = pd.DataFrame({"confounder": ["p", "c"], "r2_text": [0.3, 0.1], "r2_instruments": [0.6, np.nan],
+                         "r2_text_beyond_instruments": [-0.02, 0.1], "entangled": [True, False]})
+    result = EntanglementResult(confounders=rows, rows=100, rows_total=100, embeddings="tfidf", truth=None,
+                                instruments=["z"])
+    spec = entanglement_chart(result).to_dict()
+    (values,) = spec["datasets"].values()
+    assert len(values) == 5  # the missing R² of the instruments is left out
+    assert {v["measure"] for v in values} == {"text", "instruments", "text beyond instruments"}
+    assert spec["encoding"]["x"]["scale"]["domain"] == [-0.02, 1]
+    assert spec["encoding"]["row"]["field"] == "confounder" and spec["height"] == 110
+

@@ -7,9 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deconfound.causal import (EstimateResult, EstimatorConfig, column_terms, deconfounded_outcome, estimate, fit_dml,
-                               fit_iv, fit_ols, time_effects, write_deconfounded_column)
-from deconfound.causal.estimators import reference_level
+from deconfound.causal import (EstimateResult, EstimatorConfig, column_terms, compare_estimates,
+                               corrected_columns_table, corrected_sample, deconfounded_outcome, estimate,
+                               estimates_chart, estimator_choices, explain_test, fit_dml, fit_iv, fit_ols,
+                               outcome_density_chart, spec_tests_table, time_effects, truth_correlations,
+                               write_deconfounded_column)
+from deconfound.causal.terms import reference_level
 from deconfound.cli import main
 from deconfound.data import Roles, Store, quote_ident
 from deconfound.errors import DeconfoundError
@@ -193,3 +196,65 @@ def test_dml_on_a_large_table_samples_and_says_so(demo):
     assert "random sample of 3,000 of 20,000 rows" in result.notes[0]
     assert any("unbiased only if" in n for n in result.notes)
     assert abs(result.coef["popularity"] - TRUTH) < 0.03
+
+
+def test_estimator_choices_follow_the_tagged_roles():
+    full = Roles(text="text", outcome="y", confounders=["p"], instruments=["z"])
+    assert estimator_choices(full) == (["ols", "iv", "dml"], "iv")
+    assert estimator_choices(replace(full, instruments=[])) == (["ols", "dml"], "dml")
+    assert estimator_choices(replace(full, text=None)) == (["ols", "iv"], "iv")
+    assert estimator_choices(replace(full, text=None, instruments=[])) == (["ols"], "ols")
+
+
+def hand_result(method, coef, lo, hi, n, tests=None):
+    return EstimateResult(method=method, n=n, outcome="y", coef={"p": coef, "const": 1.0}, std_err={"p": 0.01},
+                          conf_int={"p": [lo, hi]}, pvalues={"p": 0.0},
+                          confounder_terms=[{"term": "p", "column": "p", "level": None}], tests=tests or {})
+
+
+def test_compare_estimates_and_the_iv_tests_table():
+    results = {"ols": hand_result("ols", 0.2, 0.19, 0.21, 100), "iv": hand_result("iv", 0.1, 0.08, 0.12, 90)}
+    compare = compare_estimates(results)
+    assert compare.to_dict(orient="records") == [
+        {"method": "Naive OLS", "term": "p", "coefficient": 0.2, "CI low": 0.19, "CI high": 0.21, "rows": 100},
+        {"method": "IV (2SLS)", "term": "p", "coefficient": 0.1, "CI low": 0.08, "CI high": 0.12, "rows": 90}]
+    spec = estimates_chart(compare).to_dict()
+    assert spec["facet"]["row"]["field"] == "term" and spec["spec"]["height"] == 120  # 60 px per method
+    assert [layer["mark"]["type"] for layer in spec["spec"]["layer"]] == ["point", "errorbar"]
+
+    tests = {"sargan": {"reason": "exactly identified"},
+             "wu_hausman": {"stat": 1234.5678, "pvalue": 0.0001234, "df": 1}}
+    table = spec_tests_table(hand_result("iv", 0.1, 0.08, 0.12, 90, tests))
+    assert table.to_dict(orient="records") == [
+        {"test": "Sargan", "statistic": "–", "p-value": "–", "what it means": "does not apply: exactly identified"},
+        {"test": "Wu–Hausman", "statistic": "1,234.57", "p-value": "0.000123",
+         "what it means": "the confounder moves with the unexplained outcome: naive OLS is biased, use IV"}]
+    assert explain_test("sargan", {"pvalue": 0.01}).startswith("the instruments disagree")
+    assert explain_test("sargan", {"pvalue": 0.5}) == "the instruments agree with each other"
+    assert explain_test("wu_hausman", {"pvalue": 0.5}) == "no evidence that naive OLS is biased"
+
+
+def test_corrected_sample_tracks_the_truth_and_saved_columns_are_listed(store):
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=300)
+    p = rng.normal(size=300)
+    store.ingest_frame(pd.DataFrame({"text": ["t"] * 300, "y": truth + 2 * p, "p": p, "q": truth}), "known")
+    result = hand_result("iv", 2.0, 1.9, 2.1, 300)
+    sample = corrected_sample(store, "known", result, truth="q", rows=200)
+    assert list(sample.columns) == ["raw outcome", "corrected", "truth"] and len(sample) == 200
+    raw_r, corrected_r = truth_correlations(sample)
+    assert corrected_r == pytest.approx(1.0)           # y − 2p (centred) is the truth plus a constant
+    assert raw_r == pytest.approx(np.corrcoef(sample["raw outcome"], sample["truth"])[0, 1])
+    assert list(corrected_sample(store, "known", result, rows=5000).columns) == ["raw outcome", "corrected"]
+    assert len(corrected_sample(store, "known", result, rows=5000)) == 300
+    long = outcome_density_chart(sample).to_dict()
+    assert long["transform"][0]["density"] == "value" and long["height"] == 240
+
+    assert corrected_columns_table(store, "known").empty
+    store.save_roles("known", Roles(text="text", outcome="y", confounders=["p"]))
+    write_deconfounded_column(store, "known", result, name="y_fixed")
+    saved = corrected_columns_table(store, "known")
+    assert list(saved.columns) == ["column", "method", "effect", "created"]
+    assert saved.iloc[0]["column"] == "y_fixed" and saved.iloc[0]["method"] == "iv"
+    assert json.loads(saved.iloc[0]["effect"]) == {"p": 2.0}
+

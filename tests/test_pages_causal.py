@@ -86,3 +86,13 @@ def test_deconfound_page_without_instrument_offers_dml(demo_db):
     assert at.radio(key="method").value == "dml"
     assert "iv" not in at.radio(key="method").options
     assert any("DML (partially linear)" in i.value for i in at.info)
+
+
+def test_deconfound_page_without_confounder_says_what_to_tag(demo_db):
+    demo_db.save_roles("demo_entangled", replace(DEMO_ROLES, confounders=[], instruments=[]))
+    at = page("pages/4_Deconfound.py").run()
+    no_exception(at)
+    assert any("needs at least one **confounder** tagged on **Roles** before it can be deconfounded" in w.value
+               for w in at.warning)
+    assert not at.radio
+

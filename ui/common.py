@@ -77,8 +77,13 @@ def step_status(store: Store, table: str | None) -> dict[str, bool]:
     return done
 
 
-def tagged_table_or_stop(store: Store, what: str = "its text, outcome and confounders"):
-    """The chosen table and its saved roles; otherwise explain what to do and stop the page."""
+def tagged_table_or_stop(store: Store, what: str = "its text, outcome and confounders",
+                         need: tuple[str, ...] = (), purpose: str = "this step can run"):
+    """The chosen table and its saved roles; otherwise explain what to do and stop the page.
+
+    `need` names multi-column roles that must be tagged too (e.g. ("confounders",)); a table without one stops
+    the page with "needs at least one **confounder** tagged on **Roles** before `purpose`".
+    """
     table = table_picker(store)
     if not table:
         st.stop()
@@ -86,4 +91,9 @@ def tagged_table_or_stop(store: Store, what: str = "its text, outcome and confou
     if roles is None:
         st.warning(f"'{table}' has no column roles yet: tag {what} on **Roles** first.")
         st.stop()
+    for role in need:
+        if not getattr(roles, role):
+            st.warning(f"'{table}' needs at least one **{role.removesuffix('s')}** tagged on **Roles** "
+                       f"before {purpose}.")
+            st.stop()
     return table, roles

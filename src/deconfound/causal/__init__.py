@@ -1,17 +1,31 @@
 """Steps 3–4 of the flow: what moves the outcome besides the text, and how much of it to remove.
 
-Owns: design matrices and calendar (weekday/month) effects, the estimators (naive OLS, IV 2SLS, DML) and
-their result objects, the deconfounded outcome column y − ĥ(C), the diagnostics (time patterns, spurious
-markers, entanglement, temporal leakage) and the text features they share (sparse TF-IDF, LSA, MiniLM).
+Owns: regression terms and calendar (weekday/month) effects, design matrices, the estimators (naive OLS, IV
+2SLS, DML) and their result objects, the deconfounded outcome column y − ĥ(C), the diagnostics (time patterns,
+spurious markers, entanglement, temporal leakage; one module each under `diagnostics/`), the text features they
+share (sparse TF-IDF, LSA, MiniLM) and the charts of the Diagnostics and Deconfound pages.
 May import: `data`, `errors`, `paths`, `jsonio`. No torch except MiniLM embeddings, imported lazily.
 """
 
-from .diagnostics import (DiagnosticsConfig, DiagnosticsReport, EntanglementResult, LeakageResult, MarkerScanResult,
-                          TimePatternsResult, anova_from_groups, default_scores, diagnose, entanglement,
-                          entanglement_table, scan_markers, scan_markers_table, temporal_leakage, time_patterns)
-from .estimators import (ESTIMATOR_LABELS, ESTIMATORS, WEAK_F, WEEKDAYS, Design, EstimateResult, EstimatorConfig,
-                         absorb_fixed_effects, blas_threads, build_design, column_terms, confounder_part,
-                         cross_fit_residuals, deconfounded_outcome, default_column_name, estimate, fit_dml, fit_iv,
-                         fit_ols, latest_corrected_column, required_columns, text_features, time_effects,
-                         write_deconfounded_column)
+from .calendar import WEEKDAYS, absorb_fixed_effects, time_codes, time_effects
+from .charts import (entanglement_chart, estimates_chart, leakage_chart, marker_chart, outcome_density_chart,
+                     time_chart)
+from .corrected import (confounder_part, corrected_columns_table, corrected_sample, deconfounded_outcome,
+                        default_column_name, latest_corrected_column, truth_correlations, write_deconfounded_column)
+from .design import Design, build_design, required_columns
+from .diagnostics.config import DiagnosticsConfig
+from .diagnostics.entanglement import EntanglementResult, entanglement
+from .diagnostics.leakage import (LeakageResult, default_scores, leakage_candidates, standardised_months,
+                                  temporal_leakage)
+from .diagnostics.markers import (MarkerScanResult, distinct_phrases, marker_chart_rows, marker_table,
+                                  scan_markers)
+from .diagnostics.report import DiagnosticsReport, diagnose, entanglement_table, scan_markers_table
+from .diagnostics.time_patterns import TimePatternsResult, anova_from_groups, time_patterns, time_tests_table
+from .estimators import (blas_threads, cross_fit_residuals, estimate, estimator_choices, fit_dml, fit_iv, fit_ols,
+                         text_features)
+from .results import (ESTIMATOR_LABELS, ESTIMATORS, WEAK_F, EstimateResult, EstimatorConfig, compare_estimates,
+                      explain_test, spec_tests_table)
+from .terms import column_terms
+# Last: `text_features` names both this module and a function of `estimators`; importing the module after the
+# function leaves `causal.text_features` the module, as it has always been (tests patch its encoder).
 from .text_features import TfidfEmbedder, embed_texts, fit_tfidf, minilm_path

@@ -15,15 +15,9 @@ Three estimators, each `fit_*(data, roles, config) -> EstimateResult`:
   that the text predicts, so it is unbiased only when the outcome's non-confounder part is a function of
   those features (no hidden channel between text and confounder). Large tables are sampled (said so).
 
-Categorical columns enter as dummies with a reference level ('None' when present, else the most
-frequent level); a tagged timestamp adds weekday and calendar-month fixed effects, which OLS and IV
-absorb by within-group demeaning (identical coefficients and robust errors to explicit dummies, a test
-checks it, at a fraction of the cost on a million rows).
-
-`deconfounded_outcome` computes y − (ĥ(C) − mean ĥ(C)), where ĥ(C) = Σ β̂ₖ·Cₖ over the confounder terms
-only. Centring at the mean of ĥ keeps the corrected outcome on the raw outcome's scale (same mean);
-ranks, which is all the reward model uses, are unaffected. `write_deconfounded_column` adds it to the
-table as a new column (the original is never altered) with its method and estimate in the column meta.
+`estimate` fits one of them on a stored table; `estimator_choices` says which a table's roles allow. The
+design matrices come from `design` (columns as terms, see `terms`; calendar effects absorbed, see `calendar`),
+the options and answers live in `results`, and the corrected outcome y − ĥ(C) in `corrected`.
 """
 
 from __future__ import annotations
@@ -31,347 +25,18 @@ from __future__ import annotations
 import math
 import warnings as pywarnings
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..data import Roles
-from ..errors import DeconfoundError, NotFoundError
-from ..jsonio import jsonable as _clean_json
-
-ESTIMATORS = ("ols", "iv", "dml")
-WEAK_F = 10.0
-REFERENCE_NAMES = ("None", "none", "NONE", "no team", "")
-WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-MISSING_LEVEL = "(missing)"
+from ..errors import DeconfoundError
+from .calendar import time_effects
+from .design import Design, _check_roles, absorbed, build_design, required_columns
+from .results import ESTIMATORS, EstimateResult, EstimatorConfig
 
 
-@dataclass
-class EstimatorConfig:
-    """Options shared by the estimators (defaults work for the demo and most logs)."""
-
-    time_effects: bool = field(default=True, metadata={
-        "help": "add weekday and calendar-month fixed effects when a timestamp is tagged"})
-    cov_type: str = field(default="robust", metadata={
-        "help": "standard errors: 'robust' (heteroskedasticity-robust) or 'unadjusted'"})
-    level: float = field(default=0.95, metadata={"help": "confidence level of the intervals"})
-    weak_f: float = field(default=WEAK_F, metadata={"help": "first-stage F below this warns of a weak instrument"})
-    folds: int = field(default=5, metadata={"help": "DML: cross-fitting folds"})
-    embeddings: str = field(default="tfidf", metadata={
-        "help": "DML nuisance text features: 'tfidf' (sparse TF-IDF words+bigrams, fast) or 'minilm' "
-                "(sentence embeddings, slower on CPU, cached)"})
-    use_context: bool = field(default=False, metadata={
-        "help": "DML: also use the context (prompt) text as nuisance features (slower; only needed when the "
-                "outcome's text part depends on the context too)"})
-    ridge_alpha: float = field(default=1.0, metadata={"help": "DML: ridge penalty of the nuisance regressions"})
-    dml_max_rows: int = field(default=50_000, metadata={
-        "help": "DML fits on a random sample of at most this many rows (the estimate applies to all rows)"})
-    seed: int = field(default=0, metadata={"help": "random seed (DML folds, sampling)"})
-
-    def to_dict(self) -> dict:
-        """JSON-ready dict."""
-        return asdict(self)
-
-
-@dataclass
-class EstimateResult:
-    """A fitted estimate of the confounders' effect; `to_dict()` is the CLI's `--json` payload."""
-
-    method: str
-    n: int
-    outcome: str
-    coef: dict[str, float]
-    std_err: dict[str, float]
-    conf_int: dict[str, list[float]]
-    pvalues: dict[str, float]
-    confounder_terms: list[dict]  # [{"term", "column", "level"}]: the terms that make up h(C)
-    first_stage: dict[str, dict] = field(default_factory=dict)
-    tests: dict[str, dict] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    formula: str = ""
-    nuisance: dict | None = None
-    table: str | None = None
-    config: dict = field(default_factory=dict)
-
-    @property
-    def terms(self) -> list[str]:
-        """Names of the confounder terms (e.g. 'popularity', 'region[East]')."""
-        return [t["term"] for t in self.confounder_terms]
-
-    def confounder_coef(self) -> dict[str, float]:
-        """β̂ of the confounder terms only (what ĥ(C) is made of)."""
-        return {t: self.coef[t] for t in self.terms}
-
-    def verdict(self) -> str:
-        """One plain-language sentence about the confounder effect."""
-        label = ESTIMATOR_LABELS[self.method]
-        parts = []
-        for term in self.terms:
-            lo, hi = self.conf_int[term]
-            parts.append(f"{term} {self.coef[term]:+.4g} per unit ({int(self.config.get('level', 0.95) * 100)}% CI "
-                         f"{lo:.4g} to {hi:.4g})")
-        text = f"{label} on {self.n:,} rows: " + "; ".join(parts) + "."
-        if any("weak instrument" in w for w in self.warnings):
-            text += " The instrument is weak, so do not trust this estimate."
-        return text
-
-    def summary(self) -> str:
-        """A readable multi-line report."""
-        lines = [self.verdict(), "", f"model: {self.formula}", "",
-                 f"{'term':32s} {'coef':>10s} {'std err':>10s} {'CI low':>10s} {'CI high':>10s}"]
-        fixed = [t for t in self.coef if t.startswith(("weekday[", "month["))]
-        for term, value in self.coef.items():
-            if term in fixed:
-                continue
-            lo, hi = self.conf_int.get(term, [math.nan, math.nan])
-            mark = " *" if term in self.terms else ""
-            lines.append(f"{term[:32]:32s} {value:10.4f} {self.std_err.get(term, math.nan):10.4f} "
-                         f"{lo:10.4f} {hi:10.4f}{mark}")
-        if fixed:
-            lines.append(f"(+ {len(fixed)} weekday/month fixed effects, in to_dict())")
-        lines.append("(* = confounder term, removed by the deconfounded outcome)")
-        if self.first_stage:
-            lines += ["", "first stage:"]
-            lines += [f"  {k}: F = {v['f_stat']:.1f}, partial R² = {v['partial_r2']:.3f}"
-                      for k, v in self.first_stage.items()]
-        if self.nuisance:
-            lines += ["", "nuisance fit (cross-fitted R²): " + ", ".join(
-                f"{k} {v:.3f}" for k, v in self.nuisance.get("r2", {}).items())]
-        if self.tests:
-            lines += ["", "tests:"]
-            for name, test in self.tests.items():
-                if "reason" in test:
-                    lines.append(f"  {name}: n/a ({test['reason']})")
-                else:
-                    lines.append(f"  {name}: stat {test['stat']:.3f}, p = {test['pvalue']:.3g}")
-        lines += [f"warning: {w}" for w in self.warnings]
-        lines += [f"note: {n}" for n in self.notes]
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict:
-        """JSON-ready dict (method, n, coef, std_err, conf_int, first_stage, tests, warnings, ...)."""
-        return _clean_json(asdict(self))
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "EstimateResult":
-        """Rebuild from `to_dict()` output (e.g. a run folder's estimate.json)."""
-        names = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in names})
-
-
-ESTIMATOR_LABELS = {"ols": "Naive OLS", "iv": "IV (2SLS)", "dml": "DML (partially linear)"}
-
-
-# ------------------------------------------------------------------ design matrices
-@dataclass
-class Design:
-    """Numeric matrices of one model, aligned on the rows kept (rows with missing numbers are dropped)."""
-
-    y: pd.Series
-    exog: pd.DataFrame        # const + controls
-    endog: pd.DataFrame       # confounder terms
-    instruments: pd.DataFrame | None
-    confounder_terms: list[dict]
-    dropped: int
-    formula: str
-    absorb: list[np.ndarray] = field(default_factory=list)  # group codes of fixed effects to absorb
-    absorbed_params: int = 0  # parameters absorbed (constant + fixed-effect levels), for degrees of freedom
-
-
-def required_columns(roles: Roles, method: str, time_effects: bool = True) -> list[str]:
-    """Columns an estimator reads from the table."""
-    cols = [roles.outcome, *roles.confounders, *roles.controls]
-    if roles.timestamp and time_effects:
-        cols.append(roles.timestamp)
-    if method == "iv":
-        cols += roles.instruments
-    if method == "dml":
-        cols += [c for c in (roles.text, roles.context) if c]
-    return list(dict.fromkeys(c for c in cols if c))
-
-
-def is_categorical(series: pd.Series) -> bool:
-    """Text-like columns (object, string, category) become dummies; numbers and booleans stay numeric."""
-    return not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series))
-
-
-def reference_level(series: pd.Series) -> str:
-    """The dummy left out: a 'None'-like level when present (e.g. 'no team'), else the most frequent."""
-    counts = series.value_counts()
-    for name in REFERENCE_NAMES:
-        if name in counts.index:
-            return name
-    return str(counts.index[0])
-
-
-def categorical_terms(series: pd.Series, name: str, reference: str | None = None) -> tuple[pd.DataFrame, list[dict]]:
-    """Dummies `name[level]` for every level but the reference, and their term records."""
-    labels = series.astype("string").fillna(MISSING_LEVEL)
-    ref = reference if reference is not None else reference_level(labels)
-    levels = sorted(lv for lv in labels.unique() if lv != ref)
-    frame = pd.DataFrame({f"{name}[{lv}]": (labels == lv).to_numpy(dtype=np.float64) for lv in levels},
-                         index=series.index)
-    return frame, [{"term": f"{name}[{lv}]", "column": name, "level": lv, "reference": ref} for lv in levels]
-
-
-def column_terms(frame: pd.DataFrame, columns: Sequence[str]) -> tuple[pd.DataFrame, list[dict]]:
-    """Numeric columns as they are, categorical ones as dummies."""
-    parts, terms = [], []
-    for col in columns:
-        series = frame[col]
-        if is_categorical(series):
-            dummies, dummy_terms = categorical_terms(series, col)
-            parts.append(dummies)
-            terms += dummy_terms
-        else:
-            parts.append(pd.DataFrame({col: pd.to_numeric(series, errors="coerce").astype(np.float64)},
-                                      index=frame.index))
-            terms.append({"term": col, "column": col, "level": None})
-    out = pd.concat(parts, axis=1) if parts else pd.DataFrame(index=frame.index)
-    return out, terms
-
-
-def time_effects(stamps: pd.Series) -> pd.DataFrame:
-    """Weekday (reference Monday) and calendar-month (reference the first month) dummies."""
-    stamps = pd.to_datetime(stamps, errors="coerce")
-    weekday = pd.Series(pd.Categorical.from_codes(stamps.dt.dayofweek.fillna(-1).astype(int), WEEKDAYS, validate=False),
-                        index=stamps.index).astype("string")
-    month = stamps.dt.year * 100 + stamps.dt.month
-    labels = {code: f"{int(code) // 100}-{int(code) % 100:02d}" for code in month.dropna().unique()}
-    month = month.map(labels).astype("string")
-    wd, _ = categorical_terms(weekday, "weekday", reference="Mon")
-    mo, _ = categorical_terms(month, "month", reference=min(labels.values()) if labels else MISSING_LEVEL)
-    return pd.concat([wd, mo], axis=1)
-
-
-def time_codes(stamps: pd.Series) -> list[np.ndarray]:
-    """Integer group codes of weekday and calendar month (a missing time is a group of its own)."""
-    stamps = pd.to_datetime(stamps, errors="coerce")
-    weekday = stamps.dt.dayofweek.fillna(7).to_numpy(dtype=np.int64)
-    month, _ = pd.factorize(stamps.dt.year * 12 + stamps.dt.month)
-    month = np.where(month < 0, month.max() + 1, month).astype(np.int64)
-    return [weekday, month]
-
-
-def absorb_fixed_effects(matrix: np.ndarray, groups: Sequence[np.ndarray], tol: float = 1e-10,
-                         max_sweeps: int = 500) -> np.ndarray:
-    """Remove additive fixed effects (and the constant) from every column by alternating projections:
-    demean within each grouping in turn until nothing is left to remove.
-
-    By Frisch–Waugh–Lovell, regressing absorbed variables on each other gives the same coefficients, residuals
-    and heteroskedasticity-robust (HC0) errors as including every dummy, at the cost of a few group means
-    instead of a million-row matrix with dozens of dummy columns.
-    """
-    out = np.array(matrix, dtype=np.float64, copy=True)
-    out -= out.mean(axis=0)
-    scale = np.maximum(out.std(axis=0), 1e-12)
-    counts = [np.maximum(np.bincount(g), 1) for g in groups]
-    for _ in range(max_sweeps):
-        largest = 0.0
-        for g, n in zip(groups, counts):
-            for j in range(out.shape[1]):
-                means = np.bincount(g, weights=out[:, j], minlength=len(n)) / n
-                out[:, j] -= means[g]
-                largest = max(largest, float(np.abs(means).max() / scale[j]))
-        if largest < tol or len(groups) < 2:
-            break
-    return out
-
-
-def build_design(data: pd.DataFrame, roles: Roles, config: EstimatorConfig, with_instruments: bool) -> Design:
-    """Turn a table's columns into y, exogenous, endogenous and instrument matrices (time effects as groups
-    to absorb, plus their dummies for DML)."""
-    _check_roles(data, roles, with_instruments, config.time_effects)
-    y = pd.to_numeric(data[roles.outcome], errors="coerce").astype(np.float64)
-    endog, confounder_terms = column_terms(data, roles.confounders)
-    controls, _ = column_terms(data, roles.controls)
-    exog = pd.concat([pd.DataFrame({"const": 1.0}, index=data.index), controls], axis=1)
-    use_time = bool(config.time_effects and roles.timestamp)
-    instruments = None
-    if with_instruments:
-        instruments, _ = column_terms(data, roles.instruments)
-
-    keep = y.notna() & endog.notna().all(axis=1) & exog.notna().all(axis=1)
-    if instruments is not None:
-        keep &= instruments.notna().all(axis=1)
-    dropped = int((~keep).sum())
-    if keep.sum() < 10:
-        raise DeconfoundError(f"only {int(keep.sum())} rows have the outcome, confounders and controls filled in: "
-                              "an estimate needs more complete rows")
-    pick = keep.to_numpy()
-    y, endog, exog = y[pick], endog[pick], exog[pick]
-    exog = _drop_constant(exog, keep_const=True)
-    absorb = time_codes(data.loc[pick, roles.timestamp]) if use_time else []
-    if instruments is not None:
-        instruments = _drop_constant(instruments[pick], keep_const=False)
-        if instruments.shape[1] == 0:
-            raise DeconfoundError("the instrument takes a single value in every row: it cannot move the "
-                                  "confounder, so IV is impossible; tag another instrument or use DML")
-        if instruments.shape[1] < endog.shape[1]:
-            raise DeconfoundError(f"IV needs at least as many instrument terms ({instruments.shape[1]}) as "
-                                  f"confounder terms ({endog.shape[1]}): tag more instruments or fewer confounders")
-    for col in endog:
-        if endog[col].std() == 0:
-            raise DeconfoundError(f"confounder term '{col}' is constant: its effect cannot be estimated")
-    formula = (f"{roles.outcome} ~ " + " + ".join(endog.columns)
-               + (" + " + " + ".join(roles.controls) if roles.controls else "")
-               + (" + weekday + month fixed effects (absorbed)" if use_time else ""))
-    if with_instruments:
-        formula += " | instruments: " + ", ".join(roles.instruments)
-    return Design(y=y, exog=exog, endog=endog, instruments=instruments, confounder_terms=confounder_terms,
-                  dropped=dropped, formula=formula, absorb=absorb)
-
-
-def absorbed(design: Design) -> Design:
-    """The design with its fixed effects (and the constant) absorbed from every variable; a no-op without."""
-    if not design.absorb:
-        return design
-    blocks = {"y": design.y.to_frame(), "exog": design.exog, "endog": design.endog}
-    if design.instruments is not None:
-        blocks["instruments"] = design.instruments
-    stacked = np.column_stack([b.to_numpy(dtype=np.float64) for b in blocks.values()])
-    demeaned = absorb_fixed_effects(stacked, design.absorb)
-    out, start = {}, 0
-    for name, block in blocks.items():
-        width = block.shape[1]
-        out[name] = pd.DataFrame(demeaned[:, start:start + width], index=block.index, columns=block.columns)
-        start += width
-    # The constant and any control that only varies between the fixed-effect groups are absorbed too.
-    exog = out["exog"].loc[:, out["exog"].std() > 1e-9 * np.maximum(design.exog.std(), 1e-12)]
-    exog = exog.drop(columns="const", errors="ignore")
-    levels = 1 + sum(len(np.unique(g)) - 1 for g in design.absorb)
-    return Design(y=out["y"].iloc[:, 0], exog=exog, endog=out["endog"], instruments=out.get("instruments"),
-                  confounder_terms=design.confounder_terms, dropped=design.dropped, formula=design.formula,
-                  absorbed_params=levels)
-
-
-def _check_roles(data: pd.DataFrame, roles: Roles, with_instruments: bool, time_effects: bool = True) -> None:
-    if not roles.outcome:
-        raise DeconfoundError("no outcome tagged: tag the outcome column on Roles first")
-    if not roles.confounders:
-        raise DeconfoundError("no confounder tagged: tag the column whose effect should be removed "
-                              "(e.g. popularity, price) on Roles first")
-    if with_instruments and not roles.instruments:
-        raise DeconfoundError("IV needs an instrument (a column that moves the confounder but affects the "
-                              "outcome only through it): tag one on Roles, or use DML instead")
-    needed = required_columns(roles, "iv" if with_instruments else "ols", time_effects)
-    missing = [c for c in needed if c not in data.columns]
-    if missing:
-        raise NotFoundError(f"the data has no column(s) {', '.join(map(repr, missing))}")
-
-
-def _drop_constant(frame: pd.DataFrame, keep_const: bool) -> pd.DataFrame:
-    """Drop columns without variation (a dummy of a level absent after dropping rows)."""
-    std = frame.std(axis=0)
-    keep = [c for c in frame.columns if (keep_const and c == "const") or std[c] > 0]
-    return frame[keep]
-
-
-# ------------------------------------------------------------------ estimators
 @contextmanager
 def blas_threads(limit: int = 1):
     """Cap BLAS threads for tall-skinny least squares. They are memory-bound, and extra BLAS threads only
@@ -620,6 +285,17 @@ def cross_fit_residuals(features, target: np.ndarray, folds: int, seed: int,
 FITTERS = {"ols": fit_ols, "iv": fit_iv, "dml": fit_dml}
 
 
+def estimator_choices(roles: Roles) -> tuple[list[str], str]:
+    """The estimators a tagged table can use, and the one recommended by default.
+
+    Naive OLS always (the baseline), IV when an instrument is tagged, DML when the text is tagged (it uses
+    the text as nuisance features). IV is the default (the paper's method), else DML, else OLS.
+    """
+    available = ["ols"] + (["iv"] if roles.instruments else []) + (["dml"] if roles.text else [])
+    default = "iv" if "iv" in available else "dml" if "dml" in available else "ols"
+    return available, default
+
+
 def estimate(store, table: str, method: str, config: EstimatorConfig | None = None, progress=None) -> EstimateResult:
     """Read the tagged table from a `Store` (DML reads a sample when the table is large) and fit."""
     if method not in FITTERS:
@@ -638,86 +314,3 @@ def estimate(store, table: str, method: str, config: EstimatorConfig | None = No
                                "(the estimate is applied to every row)")
     result.table = table
     return result
-
-
-# ------------------------------------------------------------------ the deconfounded outcome
-def confounder_part(data: pd.DataFrame, result: EstimateResult) -> np.ndarray:
-    """ĥ(C) = Σ β̂ₖ·Cₖ over the confounder terms (dummies rebuilt from each term's level); NaN where missing."""
-    h = np.zeros(len(data))
-    for term in result.confounder_terms:
-        beta = result.coef[term["term"]]
-        column = data[term["column"]]
-        if term.get("level") is None:
-            values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
-        else:
-            labels = column.astype("string").fillna(MISSING_LEVEL)
-            values = (labels == term["level"]).to_numpy(dtype=np.float64)
-        h = h + beta * values
-    return h
-
-
-def deconfounded_outcome(data: pd.DataFrame, result: EstimateResult, centre: bool = True) -> tuple[np.ndarray, float]:
-    """y − (ĥ(C) − offset), with offset = mean ĥ(C) when `centre` (keeps the raw mean), else 0.
-
-    Returns (values, offset); rows with a missing outcome or confounder give NaN.
-    """
-    y = pd.to_numeric(data[result.outcome], errors="coerce").to_numpy(dtype=np.float64)
-    h = confounder_part(data, result)
-    offset = float(np.nanmean(h)) if centre and np.isfinite(h).any() else 0.0
-    return y - (h - offset), offset
-
-
-def default_column_name(result: EstimateResult) -> str:
-    """e.g. outcome_deconf_iv."""
-    return f"{result.outcome}_deconf_{result.method}"[:63]
-
-
-def latest_corrected_column(store, table: str, outcome: str | None) -> tuple[str | None, dict]:
-    """The newest deconfounded-outcome column saved for this table's outcome (Deconfound step), if any."""
-    best, meta = None, {}
-    for name, info in store.column_meta(table).items():
-        if info.get("kind") == "deconfounded_outcome" and info.get("source_outcome") in (None, outcome):
-            if best is None or str(info.get("created_at", "")) >= str(meta.get("created_at", "")):
-                best, meta = name, info
-    return best, meta
-
-
-def write_deconfounded_column(store, table: str, result: EstimateResult, name: str | None = None,
-                              centre: bool = True, replace: bool = False) -> dict:
-    """Add y − ĥ(C) to the table as a new column, with the method and estimate in its column meta.
-
-    Refuses to overwrite any column that it did not create itself, so the source columns never change.
-    Returns the meta that was recorded (plus the column's name under "column").
-    """
-    name = name or default_column_name(result)
-    schema = store.schema(table)
-    derived = store.column_meta(table)
-    if name in schema and name not in derived:
-        raise DeconfoundError(f"'{name}' is an original column of '{table}' and is never overwritten: "
-                              "choose another name for the corrected outcome")
-    if name in derived and not replace:
-        raise DeconfoundError(f"column '{name}' already exists in '{table}': choose another name or replace it")
-    columns = list(dict.fromkeys([result.outcome] + [t["column"] for t in result.confounder_terms]))
-    data = store.read_frame(table, columns, with_rowid=True)
-    values, offset = deconfounded_outcome(data, result, centre=centre)
-    terms = result.terms
-    meta = {
-        "kind": "deconfounded_outcome",
-        "method": result.method,
-        "coef": {t: result.coef[t] for t in terms},
-        "std_err": {t: result.std_err[t] for t in terms},
-        "conf_int": {t: result.conf_int[t] for t in terms},
-        "formula": f"{name} = {result.outcome} - (" + " + ".join(f"{result.coef[t]:.6g}*{t}" for t in terms)
-                   + (f" - {offset:.6g})" if centre else ")"),
-        "model": result.formula,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "source_outcome": result.outcome,
-        "confounders": sorted({t["column"] for t in result.confounder_terms}),
-        "centred": centre,
-        "offset": offset,
-        "n": result.n,
-        "warnings": list(result.warnings),
-        "estimate": result.to_dict(),
-    }
-    store.write_column(table, name, values, data["_rowid"].to_numpy(), meta=meta, replace=replace)
-    return {"column": name, **meta}

@@ -1,0 +1,135 @@
+"""Design matrices of one model: the tagged roles of a table turned into y, exogenous, endogenous and
+instrument matrices, with the rows that miss a number dropped and the calendar effects absorbed.
+
+Confounders are the endogenous terms (what ĥ(C) is made of), controls are exogenous with the constant,
+instruments are excluded; a tagged timestamp adds weekday and month groups (see `calendar`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..data import Roles
+from ..errors import DeconfoundError, NotFoundError
+from .calendar import absorb_fixed_effects, time_codes
+from .results import EstimatorConfig
+from .terms import column_terms
+
+
+@dataclass
+class Design:
+    """Numeric matrices of one model, aligned on the rows kept (rows with missing numbers are dropped)."""
+
+    y: pd.Series
+    exog: pd.DataFrame        # const + controls
+    endog: pd.DataFrame       # confounder terms
+    instruments: pd.DataFrame | None
+    confounder_terms: list[dict]
+    dropped: int
+    formula: str
+    absorb: list[np.ndarray] = field(default_factory=list)  # group codes of fixed effects to absorb
+    absorbed_params: int = 0  # parameters absorbed (constant + fixed-effect levels), for degrees of freedom
+
+
+def required_columns(roles: Roles, method: str, time_effects: bool = True) -> list[str]:
+    """Columns an estimator reads from the table."""
+    cols = [roles.outcome, *roles.confounders, *roles.controls]
+    if roles.timestamp and time_effects:
+        cols.append(roles.timestamp)
+    if method == "iv":
+        cols += roles.instruments
+    if method == "dml":
+        cols += [c for c in (roles.text, roles.context) if c]
+    return list(dict.fromkeys(c for c in cols if c))
+
+
+def build_design(data: pd.DataFrame, roles: Roles, config: EstimatorConfig, with_instruments: bool) -> Design:
+    """Turn a table's columns into y, exogenous, endogenous and instrument matrices (time effects as groups
+    to absorb, plus their dummies for DML)."""
+    _check_roles(data, roles, with_instruments, config.time_effects)
+    y = pd.to_numeric(data[roles.outcome], errors="coerce").astype(np.float64)
+    endog, confounder_terms = column_terms(data, roles.confounders)
+    controls, _ = column_terms(data, roles.controls)
+    exog = pd.concat([pd.DataFrame({"const": 1.0}, index=data.index), controls], axis=1)
+    use_time = bool(config.time_effects and roles.timestamp)
+    instruments = None
+    if with_instruments:
+        instruments, _ = column_terms(data, roles.instruments)
+
+    keep = y.notna() & endog.notna().all(axis=1) & exog.notna().all(axis=1)
+    if instruments is not None:
+        keep &= instruments.notna().all(axis=1)
+    dropped = int((~keep).sum())
+    if keep.sum() < 10:
+        raise DeconfoundError(f"only {int(keep.sum())} rows have the outcome, confounders and controls filled in: "
+                              "an estimate needs more complete rows")
+    pick = keep.to_numpy()
+    y, endog, exog = y[pick], endog[pick], exog[pick]
+    exog = _drop_constant(exog, keep_const=True)
+    absorb = time_codes(data.loc[pick, roles.timestamp]) if use_time else []
+    if instruments is not None:
+        instruments = _drop_constant(instruments[pick], keep_const=False)
+        if instruments.shape[1] == 0:
+            raise DeconfoundError("the instrument takes a single value in every row: it cannot move the "
+                                  "confounder, so IV is impossible; tag another instrument or use DML")
+        if instruments.shape[1] < endog.shape[1]:
+            raise DeconfoundError(f"IV needs at least as many instrument terms ({instruments.shape[1]}) as "
+                                  f"confounder terms ({endog.shape[1]}): tag more instruments or fewer confounders")
+    for col in endog:
+        if endog[col].std() == 0:
+            raise DeconfoundError(f"confounder term '{col}' is constant: its effect cannot be estimated")
+    formula = (f"{roles.outcome} ~ " + " + ".join(endog.columns)
+               + (" + " + " + ".join(roles.controls) if roles.controls else "")
+               + (" + weekday + month fixed effects (absorbed)" if use_time else ""))
+    if with_instruments:
+        formula += " | instruments: " + ", ".join(roles.instruments)
+    return Design(y=y, exog=exog, endog=endog, instruments=instruments, confounder_terms=confounder_terms,
+                  dropped=dropped, formula=formula, absorb=absorb)
+
+
+def absorbed(design: Design) -> Design:
+    """The design with its fixed effects (and the constant) absorbed from every variable; a no-op without."""
+    if not design.absorb:
+        return design
+    blocks = {"y": design.y.to_frame(), "exog": design.exog, "endog": design.endog}
+    if design.instruments is not None:
+        blocks["instruments"] = design.instruments
+    stacked = np.column_stack([b.to_numpy(dtype=np.float64) for b in blocks.values()])
+    demeaned = absorb_fixed_effects(stacked, design.absorb)
+    out, start = {}, 0
+    for name, block in blocks.items():
+        width = block.shape[1]
+        out[name] = pd.DataFrame(demeaned[:, start:start + width], index=block.index, columns=block.columns)
+        start += width
+    # The constant and any control that only varies between the fixed-effect groups are absorbed too.
+    exog = out["exog"].loc[:, out["exog"].std() > 1e-9 * np.maximum(design.exog.std(), 1e-12)]
+    exog = exog.drop(columns="const", errors="ignore")
+    levels = 1 + sum(len(np.unique(g)) - 1 for g in design.absorb)
+    return Design(y=out["y"].iloc[:, 0], exog=exog, endog=out["endog"], instruments=out.get("instruments"),
+                  confounder_terms=design.confounder_terms, dropped=design.dropped, formula=design.formula,
+                  absorbed_params=levels)
+
+
+def _check_roles(data: pd.DataFrame, roles: Roles, with_instruments: bool, time_effects: bool = True) -> None:
+    if not roles.outcome:
+        raise DeconfoundError("no outcome tagged: tag the outcome column on Roles first")
+    if not roles.confounders:
+        raise DeconfoundError("no confounder tagged: tag the column whose effect should be removed "
+                              "(e.g. popularity, price) on Roles first")
+    if with_instruments and not roles.instruments:
+        raise DeconfoundError("IV needs an instrument (a column that moves the confounder but affects the "
+                              "outcome only through it): tag one on Roles, or use DML instead")
+    needed = required_columns(roles, "iv" if with_instruments else "ols", time_effects)
+    missing = [c for c in needed if c not in data.columns]
+    if missing:
+        raise NotFoundError(f"the data has no column(s) {', '.join(map(repr, missing))}")
+
+
+def _drop_constant(frame: pd.DataFrame, keep_const: bool) -> pd.DataFrame:
+    """Drop columns without variation (a dummy of a level absent after dropping rows)."""
+    std = frame.std(axis=0)
+    keep = [c for c in frame.columns if (keep_const and c == "const") or std[c] > 0]
+    return frame[keep]
