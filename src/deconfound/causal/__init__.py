@@ -22,10 +22,8 @@ from .diagnostics.markers import (MarkerScanResult, distinct_phrases, marker_cha
 from .diagnostics.report import DiagnosticsReport, diagnose, entanglement_table, scan_markers_table
 from .diagnostics.time_patterns import TimePatternsResult, anova_from_groups, time_patterns, time_tests_table
 from .estimators import (blas_threads, cross_fit_residuals, estimate, estimator_choices, fit_dml, fit_iv, fit_ols,
-                         text_features)
+                         text_matrix)
 from .results import (ESTIMATOR_LABELS, ESTIMATORS, WEAK_F, EstimateResult, EstimatorConfig, compare_estimates,
                       explain_test, spec_tests_table)
 from .terms import column_terms
-# Last: `text_features` names both this module and a function of `estimators`; importing the module after the
-# function leaves `causal.text_features` the module, as it has always been (tests patch its encoder).
 from .text_features import TfidfEmbedder, embed_texts, fit_tfidf, minilm_path

@@ -236,7 +236,7 @@ def nuisance_features(data: pd.DataFrame, roles: Roles, controls: pd.DataFrame, 
     """Text (and optionally context) features + standardised controls, as one sparse matrix."""
     from scipy import sparse
     text_cols = [roles.text] + ([roles.context] if config.use_context and roles.context else [])
-    blocks = [text_features(data[col], config.embeddings, progress=progress) for col in text_cols]
+    blocks = [text_matrix(data[col], config.embeddings, progress=progress) for col in text_cols]
     if controls.shape[1]:
         values = controls.to_numpy(dtype=np.float64)
         values = (values - values.mean(0)) / np.where(values.std(0) > 0, values.std(0), 1.0)
@@ -244,7 +244,7 @@ def nuisance_features(data: pd.DataFrame, roles: Roles, controls: pd.DataFrame, 
     return sparse.hstack(blocks).tocsr()
 
 
-def text_features(texts: pd.Series | Sequence[str], embeddings: str = "tfidf", progress=None):
+def text_matrix(texts: pd.Series | Sequence[str], embeddings: str = "tfidf", progress=None):
     """Features of a text column for the nuisance/prediction regressions, as a sparse matrix.
 
     "tfidf": sparse TF-IDF of words and bigrams (kept sparse: individual words carry lexicon-like quality

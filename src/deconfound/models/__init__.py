@@ -9,8 +9,9 @@ models here) and `train`.
 """
 
 from .generation import GenerationResult, first_line, generate, generate_with_stats, row_seed
-from .loading import (ADAPTER_BASE_FILE, adapter_base_path, is_adapter_folder, load_generator, load_tokenizer,
-                      lora_config, pick_device, record_adapter_base, save_merged, set_torch_threads)
+from .loading import (ADAPTER_BASE_FILE, PRECISIONS, adapter_base_path, cpu_has_bf16, is_adapter_folder, load_generator,
+                      load_tokenizer, lora_config, pick_device, record_adapter_base, resolve_precision, save_merged,
+                      set_torch_threads)
 from .prompts import (CHATML_TEMPLATE, EDITOR_SYSTEM_PROMPT, EDITOR_USER_TEMPLATE, PLAIN_TEMPLATE, PROMPT_FILE,
                       SHORT_EDITOR_PROMPT, PromptStyle, build_messages, ensure_chat_template, format_prompt,
                       truncate_words)

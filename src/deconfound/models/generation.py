@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .loading import load_generator
+from .loading import load_generator, pick_device, resolve_precision
 from .prompts import PromptStyle, format_prompt
 
 
@@ -88,7 +88,7 @@ def generate(model_path, contexts: list[str], *, seed: int, max_new_tokens: int 
              top_p: float = 1.0, batch_size: int = 32, progress=None, **kwargs) -> list[str]:
     """Generate one headline per context (plain strings, first line only) from a model or adapter
     folder, prompted through its chat template with the folder's prompt style. Extra keyword
-    arguments go to `generate_with_stats` (style, stage, device, model/tokenizer already loaded)."""
+    arguments go to `generate_with_stats` (style, stage, device, precision, model/tokenizer already loaded)."""
     return generate_with_stats(model_path, contexts, seed=seed, max_new_tokens=max_new_tokens,
                                temperature=temperature, top_p=top_p, batch_size=batch_size,
                                progress=progress, **kwargs).texts
@@ -97,15 +97,17 @@ def generate(model_path, contexts: list[str], *, seed: int, max_new_tokens: int 
 def generate_with_stats(model_path, contexts: list[str], *, seed: int, max_new_tokens: int = 24,
                         temperature: float = 1.0, top_p: float = 1.0, batch_size: int = 32, progress=None,
                         style: PromptStyle | None = None, stage: str = "generate", device: str | None = None,
-                        model=None, tokenizer=None) -> GenerationResult:
+                        precision: str | None = "auto", model=None, tokenizer=None) -> GenerationResult:
     """`generate`, returning a `GenerationResult` with timings. progress(stage, done, total, metrics)
-    is called after each batch."""
+    is called after each batch. `precision` ('auto', 'bf16', 'fp32'; see `loading.resolve_precision`)
+    chooses the dtype a model loaded here computes in."""
     import torch
     from transformers import GenerationConfig
 
     start = time.perf_counter()
     if model is None or tokenizer is None:
-        model, tokenizer = load_generator(model_path, device=device)
+        device = device or pick_device()[0]
+        model, tokenizer = load_generator(model_path, device=device, dtype=resolve_precision(precision, device))
     tokenizer.padding_side = "left"
     style = style or PromptStyle.load(model_path)
     prompts = [format_prompt(tokenizer, str(c), style) for c in contexts]

@@ -12,7 +12,7 @@ import pandas as pd
 
 from ...data import Roles
 from ...jsonio import jsonable as _jsonable
-from ..estimators import blas_threads, cross_fit_residuals, text_features
+from ..estimators import blas_threads, cross_fit_residuals, text_matrix
 from ..terms import column_terms
 from .config import DiagnosticsConfig, records
 
@@ -95,7 +95,7 @@ def entanglement(data: pd.DataFrame, roles: Roles, config: DiagnosticsConfig | N
     skipped = [c for c in roles.confounders if c not in numeric]
     if skipped:
         notes.append(f"categorical confounders skipped: {', '.join(skipped)}")
-    emb = text_features(data[roles.text], config.embeddings, progress=progress)
+    emb = text_matrix(data[roles.text], config.embeddings, progress=progress)
     instruments = None
     if roles.instruments:
         instruments, _ = column_terms(data, roles.instruments)
