@@ -11,8 +11,7 @@ unless a reward model scores or a model is exported.
 
 from ..rewards import METHOD_LABELS
 from ..text_measures import distinct_n, ngrams, repetition_rate, tokens
-from .charts import (chart_svg, correlation_chart, marker_chart, quality_chart, reward_curves_chart,
-                     scatter_chart)
+from .charts import chart_svg, correlation_chart, marker_chart, quality_chart, reward_curves_chart, scatter_chart
 from .comparison import (GENERATION_COLUMNS, REFERENCE, ComparisonResult, EvalConfig, ModelMetrics, compare,
                          load_generations, reward_truth_correlations, run_info, score_generations)
 from .defaults import (GENERIC_PROBE_TEMPLATES, SCORER_LABELS, default_markers, default_scorer, is_simulation_run,
