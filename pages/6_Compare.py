@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from deconfound import evaluate, runs
+from deconfound.errors import DeconfoundError
 from ui.common import page_setup, user_errors
 
 page_setup("6 · Compare", "⚖️")
@@ -36,17 +37,6 @@ def load_preferences(run_dir: str, stamp: float, groups: str):
     return evaluate.reward_marker_preferences(run_dir, json.loads(groups))
 
 
-def parse_markers(text: str) -> str:
-    """The sidebar's marker box → JSON text ('' keeps the run's default)."""
-    text = text.strip()
-    if not text:
-        return ""
-    if text.startswith("{"):
-        groups = json.loads(text)
-        return json.dumps({str(k): [v] if isinstance(v, str) else list(v) for k, v in groups.items()})
-    return json.dumps({w.strip(): [w.strip()] for w in text.split(",") if w.strip()})
-
-
 finished = [j for j in runs.list_jobs() if (Path(j["run_dir"]) / "generations.csv").is_file()]
 if not finished:
     st.info("No run has generations yet. Launch one on **Train**; when it has finished, its models appear here.")
@@ -68,11 +58,11 @@ stamp = (Path(run_dir) / "generations.csv").stat().st_mtime
 result = None
 with user_errors("Comparing the models"):
     try:
-        markers = parse_markers(markers_text)
-    except json.JSONDecodeError as exc:
-        st.sidebar.error(f"The markers are not valid JSON ({exc.msg}); counting the default markers instead.")
-        markers = ""
-    result = load_comparison(run_dir, stamp, scorer, markers, "sft")
+        groups = evaluate.parse_marker_groups(markers_text)
+    except DeconfoundError as exc:
+        st.sidebar.error(f"{exc}; counting the default markers instead.")
+        groups = None
+    result = load_comparison(run_dir, stamp, scorer, "" if groups is None else json.dumps(groups), "sft")
 if result is None:
     st.stop()
 
@@ -151,16 +141,15 @@ if chosen and models:
 st.subheader("Export")
 st.caption("Generations with their scores (CSV), every metric (JSON), a report that opens offline (HTML), "
            "or a trained model as a Hugging Face folder with a model card.")
-with user_errors("Preparing the exports"):
-    name = Path(run_dir).name
-    c1, c2, c3 = st.columns(3)
-    csv_path = evaluate.export_generations(run_dir, result=result)
-    c1.download_button("Generations (CSV)", csv_path.read_bytes(), f"{name}-generations.csv", "text/csv",
-                       key="dl_csv")
-    c2.download_button("Metrics (JSON)", json.dumps(evaluate.metrics_payload(run_dir, result), indent=2),
-                       f"{name}-metrics.json", "application/json", key="dl_json")
-    c3.download_button("Report (HTML)", evaluate.render_report(Path(run_dir), result, points),
-                       f"{name}-evaluate.html", "text/html", key="dl_html")
+name = Path(run_dir).name
+c1, c2, c3 = st.columns(3)
+# Each file is made when its button is clicked (a callable `data`), never on a rerun, and nothing is written.
+c1.download_button("Generations (CSV)", lambda: evaluate.generations_csv(run_dir, result), f"{name}-generations.csv",
+                   "text/csv", key="dl_csv")
+c2.download_button("Metrics (JSON)", lambda: evaluate.metrics_json(run_dir, result), f"{name}-metrics.json",
+                   "application/json", key="dl_json")
+c3.download_button("Report (HTML)", lambda: evaluate.render_report(run_dir, result, points), f"{name}-evaluate.html",
+                   "text/html", key="dl_html")
 trained = list(evaluate.run_model_folders(run_dir))
 if trained:
     pick, how = st.columns(2)

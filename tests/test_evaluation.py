@@ -75,6 +75,25 @@ def test_markers_match_whole_words_case_insensitively():
     assert ev.highlight_spans("Happy Monday", patterns) == [(0, 12, "weekday")]  # longest match, no overlap
 
 
+def test_marker_groups_typed_as_json_words_or_a_file(tmp_path):
+    assert ev.parse_marker_groups("") is None and ev.parse_marker_groups("  \n") is None and \
+        ev.parse_marker_groups(None) is None                                      # empty: the run's default
+    assert ev.parse_marker_groups("Happy, Monday ,") == {"Happy": ["Happy"], "Monday": ["Monday"]}
+    assert ev.parse_marker_groups(' {"East": ["Boston", "New York"], "West": "Seattle"} ') == \
+        {"East": ["Boston", "New York"], "West": ["Seattle"]}
+    assert ev.parse_marker_groups("{}") == {}                                      # JSON: count no markers
+    path = tmp_path / "markers.json"
+    path.write_text(json.dumps({"weekday": ["Monday", "happy monday"]}))
+    assert ev.parse_marker_groups(f"{path}\n") == {"weekday": ["Monday", "happy monday"]}
+    long = json.dumps({"East": [f"Team number {i}" for i in range(40)]})       # too long to be a file name
+    assert len(ev.parse_marker_groups(long)["East"]) == 40
+    with pytest.raises(DeconfoundError, match="not valid JSON"):
+        ev.parse_marker_groups('{"East": [')
+    assert ev.parse_marker_groups('["Happy", "Monday"]') == {"Happy": ["Happy"], "Monday": ["Monday"]}
+    with pytest.raises(DeconfoundError, match="'East' must be a word or a list of words"):
+        ev.parse_marker_groups('{"East": 3}')
+
+
 def test_team_markers_cover_full_names_and_nicknames():
     groups = team_marker_groups()
     assert set(groups) == {"West", "Central", "East"}

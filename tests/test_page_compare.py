@@ -90,3 +90,16 @@ def test_compare_page_probes_which_marker_group_each_reward_favours(home):
     deconfounded = probe[probe["reward method"] == "deconfounded (DeconfoundLM)"].iloc[0]
     assert naive["East"] > naive["Central"] > naive["West"]
     assert deconfounded["spread"] < 0.5 * naive["spread"]
+
+
+def test_loading_the_compare_page_writes_no_export(home):
+    """The downloads are made when their button is clicked (deferred): loading the page writes nothing."""
+    run = make_run(home / "runs" / "20250101-120000-ef56", n=20, seeds=(0,))
+    (run / "status.json").write_text(json.dumps({"state": "completed"}))
+    before = {p: p.stat().st_mtime_ns for p in run.rglob("*")}
+    at = page().run()
+    assert not at.exception, [e.value for e in at.exception]
+    downloads = at.get("download_button")
+    assert [d.proto.label for d in downloads] == ["Generations (CSV)", "Metrics (JSON)", "Report (HTML)"]
+    assert not (run / "outputs" / "generations.csv").exists() and not (run / "outputs" / "report.html").exists()
+    assert {p: p.stat().st_mtime_ns for p in run.rglob("*")} == before   # no file written or touched

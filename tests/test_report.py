@@ -87,6 +87,21 @@ def test_export_generations_and_metrics(run, result, tmp_path):
     assert payload["training"]["rl/naive"]["step"] == 40
 
 
+def test_downloads_are_the_exported_files_and_write_nothing(run, result, tmp_path):
+    """generations_csv / metrics_json / render_report (the dashboard's deferred downloads) give what the
+    export functions write, without writing anything into the run."""
+    before = {p: p.stat().st_mtime_ns for p in run.rglob("*")}
+    csv_text = ev.generations_csv(run, result)
+    payload = json.loads(ev.metrics_json(run, result))
+    page = ev.render_report(str(run), result)
+    assert {p: p.stat().st_mtime_ns for p in run.rglob("*")} == before
+    assert csv_text == ev.export_generations(run, tmp_path / "g.csv", result=result).read_text()
+    written = json.loads(ev.export_metrics(run, tmp_path / "m.json", result=result).read_text())
+    assert {k: v for k, v in payload.items() if k != "exported_at"} == \
+        {k: v for k, v in written.items() if k != "exported_at"}
+    assert page.startswith("<!DOCTYPE html>") and html.escape(result.conclusion()) in page
+
+
 def _tiny_run_models(run):
     """models/rl_deconfounded: a tiny full model; models/rl_naive: a LoRA adapter on it with non-zero B."""
     import torch

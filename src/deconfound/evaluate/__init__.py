@@ -1,21 +1,26 @@
 """Step 6 of the flow: compare the models of a run, in numbers, charts and words, and export them.
 
-Owns: per-model metrics with bootstrap intervals and tests against SFT, marker rates, the conclusion in words,
-reward–truth checks and the reward probe, what a run is judged by by default (`defaults`), the charts (one
-altair definition each), the self-contained HTML report, and exports (CSV, JSON, a Hugging Face folder with a
-model card). May import: every subpackage below it (`runs`, `rewards`, `models`, `causal`, `data`) and `sim`
-through `defaults` only. No torch unless a reward model scores or a model is exported.
+Owns: per-model metrics with bootstrap intervals and tests against SFT (`comparison`, `stats`), marker groups
+and their matches (`markers`), model names and order (`labels`), the conclusion in words (`conclusions`),
+reward–truth checks and the reward probe (`reward_checks`), what a run is judged by by default (`defaults`),
+the charts (`charts`: one altair definition each, also rendered to inline SVG), the self-contained HTML report
+(`report`), and exports (`exports`: CSV, JSON, a Hugging Face folder with a model card). May import: every
+subpackage below it (`runs`, `rewards`, `models`, `causal`, `data`) and `sim` through `defaults` only. No torch
+unless a reward model scores or a model is exported.
 """
 
+from ..rewards import METHOD_LABELS
 from ..text_measures import distinct_n, ngrams, repetition_rate, tokens
+from .charts import chart_svg, correlation_chart, marker_chart, quality_chart, reward_curves_chart, scatter_chart
+from .comparison import (GENERATION_COLUMNS, REFERENCE, ComparisonResult, EvalConfig, ModelMetrics, compare,
+                         load_generations, reward_truth_correlations, run_info, score_generations)
 from .defaults import (GENERIC_PROBE_TEMPLATES, SCORER_LABELS, default_markers, default_scorer, is_simulation_run,
                        marker_phrase, probe_templates, quality_scorer)
-from .evaluation import (GENERATION_COLUMNS, METHOD_LABELS, REFERENCE, ComparisonResult, EvalConfig, ModelMetrics,
-                         bootstrap_ci, bootstrap_diff_pvalue, bootstrap_indices, cached_reward_points, compare,
-                         compile_markers, highlight_spans, load_generations, marker_hits, model_label, model_sort_key,
-                         probe_contexts, proportion_pvalue, reward_marker_preference, reward_marker_preferences,
-                         reward_truth_correlations, reward_truth_points, run_info, score_generations, stars,
-                         starts_from_fine_tuned, welch_pvalue)
-from .report import (export_generations, export_metrics, export_model, generations_table_html, highlight_html,
-                     last_training_metrics, marker_chart, metrics_payload, model_card, quality_chart, render_report,
-                     run_model_folders, scatter_chart, training_curves, write_report)
+from .exports import (export_generations, export_metrics, export_model, generations_csv, last_training_metrics,
+                      metrics_json, metrics_payload, model_card, run_model_folders, scored_generations)
+from .labels import method_sort_key, model_label, model_sort_key, starts_from_fine_tuned
+from .markers import compile_markers, highlight_spans, marker_hits, parse_marker_groups
+from .report import generations_table_html, highlight_html, render_report, training_curves, write_report
+from .reward_checks import (cached_reward_points, probe_contexts, reward_marker_preference,
+                            reward_marker_preferences, reward_truth_points)
+from .stats import bootstrap_ci, bootstrap_diff_pvalue, bootstrap_indices, proportion_pvalue, stars, welch_pvalue
