@@ -84,7 +84,8 @@ def test_marker_groups_typed_as_json_words_or_a_file(tmp_path):
     assert ev.parse_marker_groups("{}") == {}                                      # JSON: count no markers
     path = tmp_path / "markers.json"
     path.write_text(json.dumps({"weekday": ["Monday", "happy monday"]}))
-    assert ev.parse_marker_groups(f"{path}\n") == {"weekday": ["Monday", "happy monday"]}
+    assert ev.parse_marker_groups(f"{path}\n", allow_files=True) == {"weekday": ["Monday", "happy monday"]}
+    assert ev.parse_marker_groups(str(path)) == {str(path): [str(path)]}         # a dashboard box reads no files
     long = json.dumps({"East": [f"Team number {i}" for i in range(40)]})       # too long to be a file name
     assert len(ev.parse_marker_groups(long)["East"]) == 40
     with pytest.raises(DeconfoundError, match="not valid JSON"):

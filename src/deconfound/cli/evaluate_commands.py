@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from .common import UsageError, emit, run_dir_of
-
-
-def _markers_arg(raw: str | None) -> dict | None:
-    """--markers: a JSON object {group: [words]}, a path to one, or comma-separated words (one group each)."""
-    if not raw:
-        return None
-    text = Path(raw).read_text(encoding="utf-8") if Path(raw).is_file() else raw
-    if text.lstrip().startswith("{"):
-        try:
-            groups = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"--markers is not valid JSON ({exc.msg}): give {{\"group\": [\"word\", ...]}}")
-        if not isinstance(groups, dict):
-            raise UsageError("--markers JSON must be an object {group: [word, ...]}")
-        return {str(k): [v] if isinstance(v, str) else list(v) for k, v in groups.items()}
-    return {w.strip(): [w.strip()] for w in text.split(",") if w.strip()}
+from .common import emit, run_dir_of
 
 
 def _eval_config(args):
-    from ..evaluate import EvalConfig
-    return EvalConfig(scorer=args.scorer, markers=_markers_arg(args.markers), reference=args.reference,
+    from ..evaluate import EvalConfig, parse_marker_groups
+    return EvalConfig(scorer=args.scorer, markers=parse_marker_groups(args.markers, allow_files=True), reference=args.reference,
                       n_boot=args.n_boot, seed=args.seed)
 
 

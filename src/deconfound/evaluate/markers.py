@@ -19,15 +19,16 @@ from ..errors import DeconfoundError
 MARKER_FORMAT = 'give {"group": ["word", ...]} or comma-separated words'
 
 
-def parse_marker_groups(text: str | None) -> dict[str, list[str]] | None:
+def parse_marker_groups(text: str | None, allow_files: bool = False) -> dict[str, list[str]] | None:
     """Marker groups from what a user typed: a JSON object {group: [word, ...]} (a group may be one word), a
-    path to a file holding one, or comma-separated words or a JSON list of words (one group each, named by the
-    word). None when the text is empty (the run's default markers); a DeconfoundError that says what to type
-    when the JSON is bad."""
+    path to a file holding one (only with `allow_files`, the command line: a dashboard box must not read files
+    on the server), or comma-separated words or a JSON list of words (one group each, named by the word). None
+    when the text is empty (the run's default markers); a DeconfoundError that says what to type when the JSON
+    is bad."""
     if text is None or not str(text).strip():
         return None
     text = str(text)
-    if _is_file(text.strip()):
+    if allow_files and _is_file(text.strip()):
         text = Path(text.strip()).read_text(encoding="utf-8")
     if text.lstrip().startswith(("{", "[")):
         try:
