@@ -6,7 +6,7 @@ validation, role guessing from column names, and the train/reward/RL/test splits
 """
 
 from .role_guess import guess_roles
-from .roles import MULTI_ROLES, SINGLE_ROLES, Roles, is_numeric, is_temporal, validate
+from .roles import MULTI_ROLES, SINGLE_ROLES, Roles, is_numeric, is_temporal, training_blockers, validate
 from .splits import PAPER_SPLITS, SPLITS, assign_splits, split_counts
 from .store import (IngestResult, Store, TableDescription, check_table_name, next_free_name, quote_ident,
                     safe_table_name)

@@ -76,6 +76,20 @@ class Roles:
         return "\n".join(lines) if lines else "(no roles tagged)"
 
 
+def training_blockers(roles: Roles) -> list[str]:
+    """Why a table with these roles cannot be trained on yet (empty: it can). The one rule the Roles page, the
+    Train page and `deconfound train` all state."""
+    problems = []
+    if not roles.text:
+        problems.append("no text column is tagged: training learns to write the text column")
+    if not roles.outcome:
+        problems.append("no outcome column is tagged: the rewards learn from the outcome")
+    if not roles.context:
+        problems.append("no context column is tagged: training writes a text for each context, so tag the "
+                        "prompt/context column on the Roles page")
+    return problems
+
+
 def validate(roles: Roles, schema: dict[str, str]) -> tuple[list[str], list[str]]:
     """Check roles against a table schema (column -> DuckDB type).
 
@@ -118,6 +132,6 @@ def validate(roles: Roles, schema: dict[str, str]) -> tuple[list[str], list[str]
     if roles.instruments and roles.confounders and len(roles.instruments) < len(roles.confounders):
         warnings.append("fewer instruments than confounders: 2SLS needs at least one instrument per "
                         "endogenous confounder (a categorical instrument counts once per level)")
-    if not roles.context:
-        warnings.append("no context column: generation prompts will be empty")
+    warnings += [f"training is not possible yet: {p}" for p in training_blockers(roles)
+                 if "context" in p]
     return errors, warnings

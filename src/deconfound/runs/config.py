@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from ..causal import EstimatorConfig, latest_corrected_column
-from ..data import Roles
+from ..data import Roles, training_blockers
 from ..errors import DeconfoundError, NotFoundError
 from ..models import ModelSpec
 from ..presets import POLICY_MODEL, PRESET_NAMES, PRESETS
@@ -190,9 +190,9 @@ def preset_config(preset: str, table: str, store=None, overrides: dict | None = 
         store = Store()
     store.require(table)
     roles = store.require_roles(table)
-    if not roles.context:
-        raise DeconfoundError(f"table '{table}' has no context column tagged: training writes a text for each "
-                              "context, so tag the prompt/context column on the Roles page")
+    blockers = training_blockers(roles)
+    if blockers:
+        raise DeconfoundError(f"table '{table}' cannot be trained on yet: {'; '.join(blockers)}")
     merged = dict(overrides or {}) | fields_
     explicit = "methods" in merged
     notes: list[str] = []
