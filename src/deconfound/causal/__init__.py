@@ -13,13 +13,14 @@ from .charts import (entanglement_chart, estimates_chart, leakage_chart, marker_
 from .corrected import (confounder_part, corrected_columns_table, corrected_sample, deconfounded_outcome,
                         default_column_name, latest_corrected_column, truth_correlations, write_deconfounded_column)
 from .design import Design, build_design, required_columns
-from .diagnostics.config import DiagnosticsConfig
+from .diagnostics.config import DiagnosticsConfig, pvalue_text, readable_pvalues
 from .diagnostics.entanglement import EntanglementResult, entanglement
-from .diagnostics.leakage import (LeakageResult, default_scores, leakage_candidates, standardised_months,
-                                  temporal_leakage)
+from .diagnostics.leakage import (LeakageResult, default_score, default_scores, leakage_candidates, looks_like_id,
+                                  standardised_months, temporal_leakage)
 from .diagnostics.markers import (MarkerScanResult, distinct_phrases, marker_chart_rows, marker_table,
                                   scan_markers)
-from .diagnostics.report import DiagnosticsReport, diagnose, entanglement_table, scan_markers_table
+from .diagnostics.report import (NO_SCORE_AUDITED, DiagnosticsReport, diagnose, entanglement_table, record_diagnostics,
+                                 scan_markers_table)
 from .diagnostics.time_patterns import TimePatternsResult, anova_from_groups, time_patterns, time_tests_table
 from .estimators import (blas_threads, cross_fit_residuals, estimate, estimator_choices, fit_dml, fit_iv, fit_ols,
                          text_matrix)

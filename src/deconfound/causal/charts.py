@@ -16,30 +16,51 @@ R2_MEASURES = {"r2_text": "text", "r2_instruments": "instruments",
                "r2_text_beyond_instruments": "text beyond instruments"}
 
 
+MONTH_LEVEL = r"^\d{4}-\d{2}$"  # how time_patterns names a calendar month: 2024-03
+ROW_PX = 24                      # one marker row: room for a 12-px label under Streamlit's overlap rule
+
+
 def time_chart(frame: pd.DataFrame, title: str, outcome: str, sort: list | None = None):
-    """Mean outcome per level (weekday or month) as bars with 95% confidence intervals as error bars."""
+    """Mean outcome per level (weekday or month) as bars with 95% confidence intervals as error bars.
+
+    Calendar months ("2024-03") go on a time axis that labels as many months as fit (a 105-month table stays
+    readable); the y axis carries one title (the error bars' layer adds none)."""
     import altair as alt
-    base = alt.Chart(frame).encode(x=alt.X("level:N", sort=sort, title=title))
+    months = len(frame) > 0 and frame["level"].astype(str).str.match(MONTH_LEVEL).all()
+    if months:
+        frame = frame.assign(date=pd.to_datetime(frame["level"].astype(str) + "-01"))
+        x = alt.X("yearmonth(date):T", title=title,
+                  axis=alt.Axis(format="%b %Y", labelAngle=0, labelOverlap=True, labelSeparation=8, tickCount=12))
+    else:
+        x = alt.X("level:N", sort=sort, title=title, axis=alt.Axis(labelAngle=0))
+    base = alt.Chart(frame).encode(x=x)
+    # Both layers share one y axis with one title: left to itself Vega-Lite joins the layers' titles into one
+    # long title ("mean y, mean y (95% CI)") that the chart's height then cuts.
+    axis = alt.Axis(title=f"mean {outcome}", titleLimit=250)
     bars = base.mark_bar(opacity=0.7).encode(
-        y=alt.Y("mean:Q", title=f"mean {outcome}", scale=alt.Scale(zero=False)),
+        y=alt.Y("mean:Q", title=f"mean {outcome}", scale=alt.Scale(zero=False), axis=axis),
         tooltip=["level", "n", alt.Tooltip("mean:Q", format=".4f"), alt.Tooltip("ci_low:Q", format=".4f"),
                  alt.Tooltip("ci_high:Q", format=".4f")])
-    errors = base.mark_errorbar().encode(y=alt.Y("ci_low:Q", title=f"mean {outcome} (95% CI)"), y2="ci_high:Q")
+    errors = base.mark_errorbar().encode(y=alt.Y("ci_low:Q", title=f"mean {outcome} (95% CI)", axis=axis),
+                                         y2="ci_high:Q")
     return (bars + errors).properties(height=260)
 
 
 def marker_chart(rows: pd.DataFrame):
     """Raw outcome lift per marker as bars coloured by status, the lift after controlling as a black dot
-    (rows from `marker_chart_rows`, in their order)."""
+    (rows from `marker_chart_rows`, in their order). Every bar keeps its label: labels are never hidden for
+    overlap or cut short, and each row is tall enough for one."""
     import altair as alt
     colors = alt.Scale(domain=list(STATUS_COLORS), range=list(STATUS_COLORS.values()))
-    base = alt.Chart(rows).encode(y=alt.Y("marker:N", sort=list(rows["marker"]), title=None))
+    base = alt.Chart(rows).encode(y=alt.Y("marker:N", sort=list(rows["marker"]), title=None,
+                                          axis=alt.Axis(labelOverlap=False, labelLimit=320, labelFontSize=12)))
     bars = base.mark_bar(opacity=0.75).encode(
         x=alt.X("lift:Q", title="outcome lift when present"), color=alt.Color("status:N", scale=colors),
         tooltip=["marker", "n", "status", alt.Tooltip("lift:Q", format="+.4f"),
                  alt.Tooltip("adjusted_lift:Q", format="+.4f", title="after controlling")])
     dots = base.mark_point(filled=True, color="black", size=40).encode(x="adjusted_lift:Q")
-    return (bars + dots).properties(height=max(240, 20 * len(rows)))
+    # The height holds the rows plus the x axis and its title (Streamlit fits the whole chart into it).
+    return (bars + dots).properties(height=max(240, ROW_PX * len(rows) + 70))
 
 
 def entanglement_chart(result: EntanglementResult):
@@ -57,10 +78,15 @@ def entanglement_chart(result: EntanglementResult):
 
 
 def leakage_chart(months: pd.DataFrame):
-    """Standardised monthly means of a score and of the outcome as lines (from `standardised_months`)."""
+    """Standardised monthly means of a score and of the outcome as lines (from `standardised_months`), on a
+    time axis that labels as many months as fit."""
     import altair as alt
-    return alt.Chart(months).mark_line(point=True).encode(
-        x=alt.X("month:N"), y=alt.Y("value:Q", title="monthly mean (standardised)"), color="series:N"
+    data = months.assign(date=pd.to_datetime(months["month"].astype(str) + "-01"))
+    return alt.Chart(data).mark_line(point=True).encode(
+        x=alt.X("yearmonth(date):T", title="month",
+                axis=alt.Axis(format="%b %Y", labelAngle=0, labelOverlap=True, labelSeparation=8, tickCount=12)),
+        y=alt.Y("value:Q", title="z-score of monthly mean"), color=alt.Color("series:N", title=None),
+        tooltip=["month", "series", alt.Tooltip("value:Q", format=".2f")]
     ).properties(height=240)
 
 

@@ -1,7 +1,9 @@
-"""Thresholds and sample sizes shared by the diagnostics, and the one way their results turn tables into JSON."""
+"""Thresholds and sample sizes shared by the diagnostics, the one way their results turn tables into JSON, and the
+one way a p-value is written for people (`pvalue_text`)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -48,3 +50,27 @@ def records(frame: pd.DataFrame | None) -> list[dict]:
     if frame is None:
         return []
     return frame.to_dict(orient="records")
+
+
+def pvalue_text(p) -> str:
+    """A p-value as people read it: '0.043', '0.0012', '3.1e-08'; a p-value below the smallest float (computed
+    as exactly 0) is '< 1e-300', never a row of zeros; '–' when there is none."""
+    try:
+        p = float(p)
+    except (TypeError, ValueError):
+        return "–"
+    if not math.isfinite(p):
+        return "–"
+    if p <= 0:
+        return "< 1e-300"
+    return f"{p:.2g}" if p >= 0.001 else f"{p:.1e}"
+
+
+def readable_pvalues(frame: pd.DataFrame, columns=("p-value", "lift_q", "adjusted_q")) -> pd.DataFrame:
+    """A copy of a result table for display with its p-/q-value columns written by `pvalue_text` (the numeric
+    table stays what `to_dict()` and the CLI give)."""
+    out = frame.copy()
+    for column in columns:
+        if column in out.columns:
+            out[column] = out[column].map(pvalue_text)
+    return out

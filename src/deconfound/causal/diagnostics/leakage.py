@@ -4,6 +4,7 @@ Fig. 4d), to audit reward models and corrected outcomes; and which columns can b
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,7 +13,7 @@ import pandas as pd
 from ...data import Roles, Store, is_numeric, quote_ident
 from ...errors import NotFoundError
 from ...jsonio import jsonable as _jsonable
-from .config import DiagnosticsConfig, records
+from .config import DiagnosticsConfig, pvalue_text, records
 
 
 @dataclass
@@ -42,7 +43,7 @@ class LeakageResult:
                     f"{len(self.months)} months): unless those monthly swings reflect quality, the score has "
                     "picked up the time pattern.")
         return (f"{self.score} does not track the monthly {self.outcome} (r = {self.corr:+.2f} over "
-                f"{len(self.months)} months, p = {self.pvalue:.2g}).")
+                f"{len(self.months)} months, p = {pvalue_text(self.pvalue)}).")
 
     def summary(self) -> str:
         """The verdict."""
@@ -97,12 +98,30 @@ def default_scores(store: Store, table: str, roles: Roles) -> list[str]:
     return [c for c in store.column_meta(table) if c in schema]
 
 
+def default_score(store: Store, table: str, roles: Roles) -> str | None:
+    """The score column the leakage check shows first: the newest derived column (a deconfounded outcome or a
+    reward's score); None when the table has none — a row index, an id or a raw column is never the default."""
+    schema = store.schema(table)
+    derived = [(str(meta.get("created_at", "")), name) for name, meta in store.column_meta(table).items()
+               if name in schema and is_numeric(schema[name])]
+    return max(derived)[1] if derived else None
+
+
+ID_NAME = re.compile(r"(^|[_\s.])(id|ids|idx|index|key|uuid|rowid|row|row_?num(ber)?)$|^unnamed|^column0+$", re.I)
+
+
+def looks_like_id(column: str) -> bool:
+    """Whether a column's name says it identifies rows (id, user_id, index, rowid, 'Unnamed: 0', column0): its
+    numbers are labels, so their monthly mean means nothing."""
+    return bool(ID_NAME.search(column.strip()))
+
 
 def leakage_candidates(store: Store, table: str, roles: Roles) -> list[str]:
     """Columns that can be audited for temporal leakage: the numeric ones other than the outcome (booleans
-    have no monthly mean), the derived columns (`default_scores`) first, then the truth column, then the rest."""
+    have no monthly mean) and row ids (`looks_like_id`), the derived columns (`default_scores`) first, then
+    the truth column, then the rest."""
     numeric = [c for c, t in store.schema(table).items()
-               if c != roles.outcome and is_numeric(t) and t.upper() != "BOOLEAN"]
+               if c != roles.outcome and is_numeric(t) and t.upper() != "BOOLEAN" and not looks_like_id(c)]
     preferred = [c for c in [*default_scores(store, table, roles), roles.truth] if c in numeric]
     return list(dict.fromkeys(preferred + numeric))
 

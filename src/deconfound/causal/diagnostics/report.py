@@ -8,12 +8,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from ...data import Roles, Store
+from ...data import Roles, Store, record_step
 from .config import DiagnosticsConfig
 from .entanglement import EntanglementResult, entanglement
 from .leakage import LeakageResult, default_scores, temporal_leakage
 from .markers import MarkerScanResult, scan_markers
 from .time_patterns import TimePatternsResult, time_patterns
+
+
+NO_SCORE_AUDITED = ("No score column was audited for temporal leakage yet: write a deconfounded outcome or score the "
+                    "table with a reward model, then check whether its monthly means track the outcome.")
 
 
 @dataclass
@@ -28,19 +32,19 @@ class DiagnosticsReport:
     leakage: list[LeakageResult]
     seconds: dict[str, float] = field(default_factory=dict)
 
-    def findings(self) -> list[tuple[str, bool]]:
-        """(verdict, needs attention) per diagnostic, in reading order."""
+    def findings(self, leakage: Sequence[LeakageResult] | None = None) -> list[tuple[str, bool]]:
+        """(verdict, needs attention) per diagnostic, in reading order. `leakage` replaces the report's own
+        leakage audits (the Diagnostics page passes the audit its leakage section shows, so the two agree)."""
+        leakage = self.leakage if leakage is None else list(leakage)
         tp = self.time_patterns
         out = [(tp.verdict, tp.applicable and any(t.get("material") for t in tp.tests.values()))]
         if self.markers is not None:
             out.append((self.markers.verdict, not self.markers.spurious().empty))
         if self.entanglement is not None:
             out.append((self.entanglement.verdict, self.entanglement.entangled))
-        out += [(r.verdict, r.leaks) for r in self.leakage]
-        if not self.leakage:
-            out.append(("No score column was audited for temporal leakage yet: write a deconfounded outcome or "
-                        "score the table with a reward model, then check whether its monthly means track the "
-                        "outcome.", False))
+        out += [(r.verdict, r.leaks) for r in leakage]
+        if not leakage:
+            out.append((NO_SCORE_AUDITED, False))
         return out
 
     def verdicts(self) -> list[str]:
@@ -69,8 +73,9 @@ class DiagnosticsReport:
 
 
 def diagnose(store: Store, table: str, config: DiagnosticsConfig | None = None, scores: Sequence[str] | None = None,
-             progress=None) -> DiagnosticsReport:
-    """Run every diagnostic on a tagged table (large tables are sampled for the text-based checks)."""
+             progress=None, record: bool = True) -> DiagnosticsReport:
+    """Run every diagnostic on a tagged table (large tables are sampled for the text-based checks). With `record`
+    the run is recorded in the store (`data.record_step`: the home page ticks Diagnostics from that record)."""
     config = config or DiagnosticsConfig()
     roles = store.require_roles(table)
     rows = store.row_count(table)
@@ -89,8 +94,17 @@ def diagnose(store: Store, table: str, config: DiagnosticsConfig | None = None, 
     tangle = timed("entanglement", lambda: entanglement_table(store, table, roles, config))
     audit = scores if scores is not None else default_scores(store, table, roles)
     leakage = timed("leakage", lambda: [temporal_leakage(store, table, roles, s, config) for s in audit])
-    return DiagnosticsReport(table=table, rows=rows, time_patterns=times, markers=markers, entanglement=tangle,
-                             leakage=leakage, seconds=seconds)
+    report = DiagnosticsReport(table=table, rows=rows, time_patterns=times, markers=markers, entanglement=tangle,
+                               leakage=leakage, seconds=seconds)
+    if record:
+        record_diagnostics(store, report, roles)
+    return report
+
+
+def record_diagnostics(store: Store, report: DiagnosticsReport, roles: Roles | None = None) -> None:
+    """Record in the store that the diagnostics ran on the report's table (with the table's current roles)."""
+    record_step(store, report.table, "diagnostics", roles=roles,
+                detail={"rows": report.rows, "attention": sum(flag for _, flag in report.findings())})
 
 
 def scan_markers_table(store: Store, table: str, roles: Roles, config: DiagnosticsConfig | None = None) -> MarkerScanResult:
