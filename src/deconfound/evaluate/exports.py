@@ -2,14 +2,18 @@
 Hugging Face folder with a model card.
 
 `generations_csv` and `metrics_json` return the text without writing anything (the dashboard's downloads);
-`export_generations` and `export_metrics` write it, by default under run_dir/outputs. No torch here except
-in `export_model`, which merges a LoRA adapter.
+`export_generations` and `export_metrics` write it, by default under run_dir/outputs. `export_model` writes the
+Hugging Face folder (the CLI); `export_model_zip` returns the same folder as zip bytes (the dashboard's
+download). No torch here except in `export_model`, which merges a LoRA adapter.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
+import tempfile
+import zipfile
 from pathlib import Path
 
 import pandas as pd
@@ -120,6 +124,34 @@ def export_model(run_dir: str | Path, model_name: str, out_dir: str | Path | Non
             result = None
     (out / "README.md").write_text(model_card(run_dir, model_name, result, merged=merge), encoding="utf-8")
     return out
+
+
+def export_model_zip(run_dir: str | Path, model_name: str, merge: bool = True,
+                     result: ComparisonResult | None = None) -> bytes:
+    """`export_model` as a zip a browser can download: one folder `<run>-<model>[-merged]/` holding the model
+    (or adapter) files and the README.md model card. The folder is built in a temporary folder inside the run
+    folder, removed before this returns; nothing stays on the server."""
+    run_dir = Path(run_dir)
+    name = f"{run_dir.name}-{model_name}{'-merged' if merge else ''}"
+    with tempfile.TemporaryDirectory(prefix=".export-", dir=run_dir) as tmp:
+        folder = export_model(run_dir, model_name, Path(tmp) / name, merge=merge, result=result)
+        return zip_folder(folder, name)
+
+
+# Weights barely compress: store them as they are (fast); compress the text files (config, tokenizer, card).
+_STORED = (".safetensors", ".bin", ".pt", ".gguf")
+
+
+def zip_folder(folder: str | Path, root: str | None = None) -> bytes:
+    """Every file under `folder` as zip bytes, under the folder name `root` (default the folder's own name)."""
+    folder = Path(folder)
+    root = root or folder.name
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            kind = zipfile.ZIP_STORED if path.suffix in _STORED else zipfile.ZIP_DEFLATED
+            archive.write(path, f"{root}/{path.relative_to(folder).as_posix()}", compress_type=kind)
+    return buffer.getvalue()
 
 
 def run_model_folders(run_dir: str | Path) -> dict[str, Path]:

@@ -23,10 +23,10 @@ from .comparison import ComparisonResult, compare, load_generations
 from .exports import outputs_dir
 from .labels import model_label
 from .markers import compile_markers, highlight_spans
+from .palette import group_colors, highlight_color
 from .reward_checks import cached_reward_points
 from .stats import finite, number_text, stars
 
-HIGHLIGHT = ("#ffe08a", "#b9e3ff", "#c8f0c0", "#ffc9c9", "#e5d4ff", "#ffd8b0")
 SAMPLE_PROMPTS = 8
 
 
@@ -143,7 +143,7 @@ def generations_table_html(generations: pd.DataFrame, models: list[str], marker_
     the models' standard names); markers in <mark>."""
     labels = labels or {}
     patterns = compile_markers(marker_groups) if marker_groups else {}
-    colors = {g: HIGHLIGHT[i % len(HIGHLIGHT)] for i, g in enumerate(marker_groups)}
+    colors = {g: highlight_color(c) for g, c in group_colors(marker_groups).items()}  # as in the marker chart
     key = "prompt_id" if "prompt_id" in generations.columns else None
     first_seed = generations["seed"].min() if "seed" in generations.columns else None
     frame = generations if first_seed is None else generations[generations["seed"] == first_seed]

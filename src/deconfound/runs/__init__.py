@@ -8,9 +8,9 @@ imports this package; the stages import the trainers when they run.
 """
 
 from .folder import RunFolder, now_iso
-from .jobs import (ACTIVE_STATES, CANCEL_GRACE_S, FINAL_STATES, JOB_ID_RE, Job, accelerate_command, cancel_job,
-                   create_job, format_job_line, format_seconds, get_job, job_dir, job_status, list_jobs, new_job_id,
-                   resume_job, start_job, wait_job, worker_alive, worker_command)
+from .jobs import (ABOUT_FILE, ACTIVE_STATES, CANCEL_GRACE_S, FINAL_STATES, JOB_ID_RE, Job, accelerate_command,
+                   cancel_job, create_job, format_job_line, format_seconds, get_job, job_dir, job_status, list_jobs,
+                   new_job_id, resume_job, run_duration, start_job, wait_job, worker_alive, worker_command)
 from .processes import group_alive, job_processes, pid_alive, process_start_time
 from .config import (OVERRIDES_ENV, TrainConfig, apply_overrides, default_threads, env_overrides, load_config_file,
                      parse_overrides, preset_config)

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import paths
@@ -33,6 +33,8 @@ FINAL_STATES = ("completed", "failed", "cancelled")
 CANCEL_GRACE_S = 10.0  # SIGTERM lets the worker stop at its next step; after this, SIGKILL
 JOB_ID_RE = re.compile(r"^[0-9]{8}-[0-9]{6}-[a-z0-9]{4,8}$")
 LOG_LINE_RE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[")  # the worker's own log lines
+ABOUT_FILE = "about.json"  # in the run folder: {"name", "note"} the user gave at launch
+MAX_NAME, MAX_NOTE = 80, 500
 
 
 def new_job_id() -> str:
@@ -84,8 +86,9 @@ def get_job(job_id: str, runs_root: Path | None = None) -> Job:
     return Job(id=path.name, run_dir=path)
 
 
-def create_job(config, store=None, runs_root: Path | None = None) -> Job:
-    """Make a run folder: config.json, a Parquet snapshot of the table (data.parquet), status queued.
+def create_job(config, store=None, runs_root: Path | None = None, name: str = "", note: str = "") -> Job:
+    """Make a run folder: config.json, a Parquet snapshot of the table (data.parquet), status queued, and the
+    run's `name` and `note` as the user gave them (about.json; the run list shows them).
 
     `config` is a `pipeline.TrainConfig` (or its dict). The snapshot is taken from `store` (default: the
     database named in the config), so the worker reads only its run folder.
@@ -111,6 +114,9 @@ def create_job(config, store=None, runs_root: Path | None = None) -> Job:
         _remove_tree(run_dir)
         raise
     write_json_atomic(folder.config_path, data)
+    about = {"name": " ".join(str(name or "").split())[:MAX_NAME], "note": str(note or "").strip()[:MAX_NOTE]}
+    if any(about.values()):
+        write_json_atomic(run_dir / ABOUT_FILE, about)
     folder.write_status({"state": "queued", "progress": 0.0, "stage": "not started", "message": "created",
                          "created_at": now_iso(), "updated_at": now_iso(), "pid": None, "pgid": None})
     return Job(id=job_id, run_dir=run_dir)
@@ -296,8 +302,10 @@ def wait_job(job_id: str, timeout_s: float | None = None, poll_s: float = 1.0, o
 
 
 def list_jobs(runs_root: Path | None = None) -> list[dict]:
-    """All jobs, newest first: id, state, progress, stage, message, eta_s, run_dir, table, methods,
-    preset, created_at, updated_at. Reads JSON files only (plus /proc for running ones)."""
+    """All jobs, newest first: id, name (as given at launch, else the id), state, progress, stage, message, eta_s,
+    run_dir, table, methods, preset, created_at, started_at, ended_at, updated_at, duration_s (first start to
+    end, or to now while it runs; None before it starts) and note. The state is `job_status`'s (dead workers
+    detected). Reads JSON files only (plus /proc for running ones)."""
     root = Path(runs_root) if runs_root else paths.runs_dir()
     if not root.is_dir():
         return []
@@ -308,13 +316,38 @@ def list_jobs(runs_root: Path | None = None) -> list[dict]:
             continue
         status = job_status(path.name, runs_root=root) if JOB_ID_RE.match(path.name) else folder.status()
         config = folder.config()
-        rows.append({"id": path.name, "state": status.get("state", "unknown"),
+        about = read_json(path / ABOUT_FILE, default=None) or {}
+        rows.append({"id": path.name, "name": about.get("name") or path.name, "state": status.get("state", "unknown"),
                      "progress": float(status.get("progress") or 0.0), "stage": status.get("stage", ""),
                      "message": status.get("message", ""), "eta_s": status.get("eta_s"),
                      "run_dir": str(path), "table": config.get("table"), "methods": config.get("methods", []),
                      "preset": config.get("preset"), "created_at": status.get("created_at"),
-                     "updated_at": status.get("updated_at")})
+                     "started_at": status.get("started_at"), "ended_at": status.get("ended_at"),
+                     "updated_at": status.get("updated_at"), "duration_s": run_duration(status),
+                     "note": about.get("note") or ""})
     return rows
+
+
+def run_duration(status: dict) -> float | None:
+    """Seconds from a run's first start to its end (to now while it is queued or running); None before it
+    started or when the times cannot be read."""
+    start = _parse_time(status.get("started_at"))
+    if start is None:
+        return None
+    end = _parse_time(status.get("ended_at"))
+    if end is None:
+        if status.get("state") not in ACTIVE_STATES:
+            end = _parse_time(status.get("updated_at"))
+        end = end or datetime.now(timezone.utc)
+    return max(0.0, (end - start).total_seconds())
+
+
+def _parse_time(text) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(str(text))
+    except (TypeError, ValueError):
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def accelerate_command(job_id: str, num_processes: int = 2, num_machines: int = 1, resume: bool = False,
