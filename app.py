@@ -4,7 +4,7 @@ import os
 
 import streamlit as st
 
-from ui.common import get_store, page_setup, step_status, table_picker, user_errors
+from ui.common import choose_table, get_store, page_setup, step_status, table_picker, user_errors
 
 page_setup("DeconfoundLM Studio", "🧪")
 
@@ -26,7 +26,7 @@ with st.container(border=True):
         with user_errors("Loading the demo"), st.spinner("Loading 2 × 20,000 rows into DuckDB…"):
             from deconfound.sim import load_demo
             tables = load_demo(store)
-            st.session_state["table"] = tables[0]
+            choose_table(tables[0])
             st.success(f"Loaded and tagged: {', '.join(tables)}. Continue with **Diagnostics**.")
 
 table = table_picker(store)

@@ -6,7 +6,7 @@ import streamlit as st
 
 from deconfound import paths
 from deconfound.data import safe_table_name
-from ui.common import get_store, page_setup, table_picker, user_errors
+from ui.common import choose_table, flash, get_store, page_setup, table_picker, user_errors
 
 page_setup("1 · Data", "📥")
 st.markdown("Upload your logs as **CSV** (comma, tab, semicolon or pipe separated; UTF-8 or Latin-1) or "
@@ -17,8 +17,13 @@ store = get_store()
 
 uploaded = st.file_uploader("Logs file", type=["csv", "tsv", "txt", "parquet", "pq"], key="upload")
 if uploaded is not None:
-    default_name = safe_table_name(uploaded.name)
-    name = st.text_input("Table name", value=default_name, key="upload_name",
+    # The proposed name follows the file being uploaded: a text box keeps what it held, so a new file (a new
+    # upload id) resets it; otherwise the second file of a session would be loaded under the first one's name.
+    if st.session_state.get("upload_for") != uploaded.file_id:
+        st.session_state["upload_for"] = uploaded.file_id
+        st.session_state["upload_name"] = safe_table_name(uploaded.name)
+        st.session_state.pop("clash_mode", None)
+    name = st.text_input("Table name", key="upload_name",
                          help="Letters, digits and underscores. Suggested from the file name.")
     clash = name in store.tables()
     mode = "new"
@@ -42,7 +47,7 @@ if uploaded is not None:
             finally:
                 staged.unlink(missing_ok=True)
             status.update(label=result.summary(), state="complete")
-            st.session_state["table"] = result.table
+            choose_table(result.table)
             st.success(result.summary() + " Next: tag its columns on **Roles**.")
 
 st.divider()
@@ -54,13 +59,17 @@ if table:
         st.dataframe(store.preview(table, 50), width="stretch", hide_index=True)
         st.markdown("**Columns** — type, missing values, distinct values and range")
         st.dataframe(desc.columns, width="stretch", hide_index=True)
-    with st.expander("Delete this table"):
+    # A confirmation belongs to one table and one click: its box is keyed by the table and cleared after a delete,
+    # and the expander stays open while it is ticked.
+    confirm_key = f"confirm_drop_{table}"
+    with st.expander("Delete this table", expanded=bool(st.session_state.get(confirm_key))):
         st.caption("Removes the table, its roles and derived columns from the database. Runs already "
                    "launched keep their own snapshot.")
-        confirm = st.checkbox(f"Yes, delete `{table}`", key="confirm_drop")
+        confirm = st.checkbox(f"Yes, delete `{table}`", key=confirm_key)
         if st.button("Delete", disabled=not confirm, key="drop"):
             with user_errors("Deleting the table"):
                 store.drop(table)
-                st.session_state.pop("table", None)
-                st.success(f"Deleted `{table}`.")
+                st.session_state.pop(confirm_key, None)
+                choose_table(None)
+                flash(f"Deleted `{table}`.")
                 st.rerun()

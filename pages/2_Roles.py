@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from deconfound.data import Roles, guess_roles, validate
+from deconfound.data import Roles, guess_roles, training_blockers, validate
 from deconfound.errors import RolesError
-from ui.common import get_store, page_setup, table_picker, user_errors
+from ui.common import get_store, page_setup, table_picker, training_blocked, user_errors
 
 page_setup("2 · Roles", "🏷️")
 st.markdown(
@@ -69,8 +69,14 @@ roles = Roles(text=text, context=context, outcome=outcome, timestamp=timestamp, 
 errors, warnings = validate(roles, schema)
 for message in errors:
     st.error(message)
+# Whether the table can be trained on is said once, in the sentence the Train page shows too (one rule:
+# data.training_blockers); validation's own words for the same blockers are not repeated.
+blocked = training_blocked(table, roles)
 for message in warnings:
-    st.warning(message)
+    if not any(blocker in message for blocker in training_blockers(roles)):
+        st.warning(message)
+if blocked:
+    st.warning(blocked + " You can save these roles for the other steps; **Train** will ask for the same.")
 
 if st.button("Save roles", type="primary", disabled=bool(errors), key="save_roles"):
     with user_errors("Saving roles"):

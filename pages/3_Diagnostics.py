@@ -4,9 +4,10 @@ import json
 
 import streamlit as st
 
-from deconfound.causal import (DiagnosticsConfig, default_scores, diagnose, entanglement_chart, leakage_candidates,
-                               leakage_chart, marker_chart, marker_chart_rows, marker_table, standardised_months,
-                               temporal_leakage, time_chart, time_tests_table)
+from deconfound.causal import (DiagnosticsConfig, default_score, diagnose, entanglement_chart, leakage_candidates,
+                               leakage_chart, marker_chart, marker_chart_rows, marker_table, readable_pvalues,
+                               record_diagnostics, standardised_months, temporal_leakage, time_chart, time_tests_table)
+from deconfound.data import step_record
 from ui.common import get_store, page_setup, tagged_table_or_stop, user_errors
 
 page_setup("3 · Diagnostics", "🔍")
@@ -29,25 +30,39 @@ with st.sidebar.expander("Diagnostics settings"):
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def run_diagnostics(db_path: str, table: str, roles_json: str, rows: int, scores: tuple, embeddings: str,
-                    marker_rows: int):
-    """Cached on (database, table, roles, row count, options): reruns only when something changed."""
+def run_diagnostics(db_path: str, table: str, roles_json: str, rows: int, embeddings: str, marker_rows: int):
+    """Cached on (database, table, roles, row count, options): reruns only when something changed. The
+    temporal-leakage audit is not part of it: the page runs the one its leakage section shows."""
     config = DiagnosticsConfig(embeddings=embeddings, marker_rows=marker_rows)
-    return diagnose(store, table, config, scores=list(scores))
+    return diagnose(store, table, config, scores=[])
 
 
 rows = store.row_count(table)
-scores = tuple(default_scores(store, table, roles))
 report = None
 with user_errors("The diagnostics"), st.spinner(f"Checking {rows:,} rows…"):
-    report = run_diagnostics(str(store.path), table, json.dumps(roles.to_dict(), sort_keys=True), rows, scores,
+    report = run_diagnostics(str(store.path), table, json.dumps(roles.to_dict(), sort_keys=True), rows,
                              embeddings, marker_rows)
 if report is None:
     st.stop()
+if step_record(store, table, "diagnostics") is None:  # a cached report of a table that was replaced since
+    record_diagnostics(store, report, roles)
+
+# The temporal-leakage audit the verdicts and the leakage section both show: the score chosen below (a
+# derived score column by default; none when the table has none yet, never a row id).
+SCORE_KEY = "diag_score"
+candidates = leakage_candidates(store, table, roles) if roles.timestamp else []
+if st.session_state.get(SCORE_KEY) not in candidates:
+    st.session_state.pop(SCORE_KEY, None)
+score = st.session_state.get(SCORE_KEY) or default_score(store, table, roles)
+score = score if score in candidates else None
+leak = None
+if score:
+    with user_errors("The leakage check"):
+        leak = temporal_leakage(store, table, roles, score)
 
 # ------------------------------------------------------------------ verdicts first
 st.subheader("Verdicts")
-for verdict, needs_attention in report.findings():
+for verdict, needs_attention in report.findings(leakage=[leak] if leak else []):
     (st.warning if needs_attention else st.info)(verdict)
 st.caption("Next: **Deconfound** estimates how much the confounders add to the outcome and removes it.")
 
@@ -63,7 +78,7 @@ else:
     left, right = st.columns([1, 2])
     left.altair_chart(time_chart(tp.by_weekday, "weekday", tp.outcome, list(tp.by_weekday["level"])), width="stretch")
     right.altair_chart(time_chart(tp.by_month, "month", tp.outcome), width="stretch")
-    st.dataframe(time_tests_table(tp), hide_index=True, width="stretch")
+    st.dataframe(readable_pvalues(time_tests_table(tp)), hide_index=True, width="stretch")
 
 # ------------------------------------------------------------------ markers
 st.subheader("Markers: phrases that lift the outcome")
@@ -77,7 +92,7 @@ if mk is not None and len(mk.markers):
     # Half spurious, half kept or hidden effects; overlapping phrases are shown once.
     st.altair_chart(marker_chart(marker_chart_rows(mk, top_n)), width="stretch")
     with st.expander("All markers as a table"):
-        st.dataframe(marker_table(mk), hide_index=True, width="stretch")
+        st.dataframe(readable_pvalues(marker_table(mk)), hide_index=True, width="stretch")
     for note in mk.notes:
         st.caption(f"Note: {note}.")
 elif mk is not None:
@@ -103,17 +118,22 @@ else:
 
 # ------------------------------------------------------------------ temporal leakage
 st.subheader("Temporal leakage of a score")
-st.caption("Pick any score column (a corrected outcome, a reward model's score): if its monthly averages follow "
+st.caption("Pick a score column (a corrected outcome, a reward model's score): if its monthly averages follow "
            "the monthly outcome, it has absorbed the time pattern (paper Fig. 4d).")
 if not roles.timestamp:
     st.caption("Tag a timestamp on **Roles** to enable this check.")
-elif candidates := leakage_candidates(store, table, roles):
-    score = st.selectbox("Score column", candidates, index=0, key="diag_score")
-    with user_errors("The leakage check"):
-        leak = temporal_leakage(store, table, roles, score)
+elif candidates:
+    st.selectbox("Score column", candidates, index=candidates.index(score) if score else None, key=SCORE_KEY,
+                 placeholder="Choose a score column",
+                 help="Defaults to the newest corrected outcome saved on **Deconfound**. Row ids are not offered.")
+    if leak is None:
+        st.caption("No score column is chosen yet: save a corrected outcome on **Deconfound** or pick a column.")
+    else:
         (st.warning if leak.leaks else st.info)(leak.verdict)
         if len(leak.months):
             st.altair_chart(leakage_chart(standardised_months(leak)), width="stretch")
+else:
+    st.caption("No numeric column to audit.")
 
 st.caption(f"Computed in {sum(report.seconds.values()):.1f} s "
            f"({', '.join(f'{k} {v:.1f} s' for k, v in report.seconds.items())}); cached until the table or its roles change.")

@@ -42,7 +42,9 @@ if not finished:
     st.info("No run has generations yet. Launch one on **Train**; when it has finished, its models appear here.")
     st.stop()
 
-labels = {j["run_dir"]: f"{j['id']} · {j.get('table') or '?'} · {j['state']}" for j in finished}
+# Fixed facts only: a label is not redrawn when a run's state changes, so it never shows one.
+labels = {j["run_dir"]: " · ".join(dict.fromkeys([j["name"], j["id"]])) + f" · {j.get('table') or '?'}"
+          for j in finished}
 run_dir = st.sidebar.selectbox("Run", list(labels), format_func=labels.get, key="compare_run",
                                help="Runs that have finished generating (newest first).")
 methods = sorted(p.parent.name for p in Path(run_dir).glob("rewards/*/config.json"))
@@ -156,7 +158,15 @@ if trained:
     model_name = pick.selectbox("Model to export", trained, key="export_model",
                                   format_func=lambda name: evaluate.model_label(name, run_dir))
     merge = how.radio("As", ["merged model", "LoRA adapter"], key="export_how", horizontal=True) == "merged model"
-    if st.button("Export as a Hugging Face folder", key="export"):
+    zip_col, folder_col = st.columns(2)
+    # The zip is built when the button is clicked (a temporary folder in the run folder, removed at once).
+    zip_col.download_button("Download as a Hugging Face folder (zip)",
+                            lambda: evaluate.export_model_zip(run_dir, model_name, merge=merge, result=result),
+                            f"{name}-{model_name}{'-merged' if merge else ''}.zip", "application/zip",
+                            key="dl_model_zip", type="primary",
+                            help="The model (or adapter) files with a README.md model card, zipped.")
+    if folder_col.button("Write it into the run folder instead", key="export",
+                         help="For use on this machine: writes run_folder/outputs/<model>."):
         with user_errors("Exporting the model"), st.spinner("Writing the model folder…"):
             out = evaluate.export_model(run_dir, model_name, merge=merge, result=result)
             st.success(f"Written to `{out}` (with a README.md model card).")
