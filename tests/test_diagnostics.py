@@ -1,19 +1,21 @@
 """Diagnostics against known answers: planted time effects, the simulation's team names and sentiment."""
 
 import json
+import re
 from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from deconfound.causal import (DiagnosticsConfig, EntanglementResult, LeakageResult, MarkerScanResult,
-                               TimePatternsResult, diagnose, distinct_phrases, entanglement, entanglement_chart,
-                               leakage_candidates, leakage_chart, marker_chart, marker_chart_rows, marker_table,
-                               scan_markers, standardised_months, temporal_leakage, time_chart, time_patterns,
-                               time_tests_table)
+from deconfound.causal import (NO_SCORE_AUDITED, DiagnosticsConfig, DiagnosticsReport, EntanglementResult,
+                               LeakageResult, MarkerScanResult, TimePatternsResult, default_score, diagnose,
+                               distinct_phrases, entanglement, entanglement_chart, leakage_candidates, leakage_chart,
+                               looks_like_id, marker_chart, marker_chart_rows, marker_table, pvalue_text,
+                               readable_pvalues, scan_markers, standardised_months, temporal_leakage, time_chart,
+                               time_patterns, time_tests_table)
 from deconfound.cli import main
-from deconfound.data import Roles, Store
+from deconfound.data import Roles, Store, step_record
 from deconfound.sim import DEMO_ROLES, TEAMS, load_demo, quality_scores
 
 
@@ -263,3 +265,116 @@ def test_entanglement_chart_shows_the_three_r2():
     assert spec["encoding"]["x"]["scale"]["domain"] == [-0.02, 1]
     assert spec["encoding"]["row"]["field"] == "confounder" and spec["height"] == 110
 
+
+
+# ------------------------------------------------------------------ readable charts and numbers (issue 15)
+def test_marker_chart_labels_every_bar_under_the_dashboard_theme():
+    """30 phrases → 30 labels, none hidden for overlap or cut short, as Streamlit's theme draws them."""
+    from chart_render import render, visible_texts
+    words = ["encouraged", "strong", "despite loss", "confident", "lose but", "but take positives into next",
+             "positives into", "into next week", "hopeful", "ahead", "rival beats", "hope to", "norfolk", "clippers",
+             "wanderers", "worcester wanderers", "monarchs", "providence", "leaders", "club", "road", "young",
+             "beat rival", "roster", "past rival", "sloppy", "extend", "scare", "survive", "defense"]
+    rows = pd.DataFrame({"marker": words, "n": 50, "lift": np.linspace(0.6, -0.5, 30),
+                         "adjusted_lift": np.linspace(0.3, -0.2, 30),
+                         "status": ["spurious", "robust", "hidden by confounder"] * 10})
+    svg = render(marker_chart(rows), width=700)
+    labels = visible_texts(svg, "axis-label")
+    assert [w for w in words if w in labels] == words                     # every bar labelled, in order
+    assert not any(t.endswith("…") for t in labels)
+    assert visible_texts(svg, "axis-title") == ["outcome lift when present"]
+
+
+def test_time_charts_one_axis_title_and_a_readable_105_month_axis():
+    from chart_render import render, visible_texts
+    months = pd.period_range("2016-01", periods=105, freq="M").astype(str)
+    frame = pd.DataFrame({"level": months, "n": 100, "mean": np.linspace(0, 1, 105), "sd": 1.0})
+    frame = frame.assign(ci_low=frame["mean"] - 0.1, ci_high=frame["mean"] + 0.1)
+    svg = render(time_chart(frame, "month", "outcome_deconf_iv"), width=800)
+    assert visible_texts(svg, "axis-title") == ["month", "mean outcome_deconf_iv"]   # one title, not two joined
+    labels = [t for t in visible_texts(svg, "axis-label") if not re.fullmatch(r"−?[\d.]+", t)]
+    # a label a year or so apart, horizontal, in calendar order (not 105 labels nor every 4th month on its side)
+    assert 5 <= len(labels) <= 20 and labels[0] == "Jan 2016"
+    dates = pd.to_datetime(labels, format="%b %Y")
+    assert dates.is_monotonic_increasing and dates[-1] <= pd.Timestamp("2024-09-01")
+    assert "rotate(" not in re.search(r'role-axis-label".*?</g>', svg, re.S).group(0)
+    weekday = frame.head(7).assign(level=["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"])
+    svg = render(time_chart(weekday, "weekday", "y", list(weekday["level"])), width=300)
+    assert visible_texts(svg, "axis-title") == ["weekday", "mean y"]
+    assert [t for t in visible_texts(svg, "axis-label") if t.isalpha()] == list(weekday["level"])
+
+
+def test_leakage_chart_title_is_whole():
+    from chart_render import render, visible_texts
+    months = pd.DataFrame({"month": pd.period_range("2022-01", periods=24, freq="M").astype(str), "n": 5,
+                           "score_mean": np.sin(np.arange(24)), "outcome_mean": np.cos(np.arange(24))})
+    leak = LeakageResult(score="outcome_deconf_iv", outcome="outcome", months=months, corr=0.1, pvalue=0.6,
+                         threshold=0.5)
+    svg = render(leakage_chart(standardised_months(leak)), width=700)
+    assert visible_texts(svg, "axis-title") == ["month", "z-score of monthly mean"]
+
+
+def test_pvalues_are_written_for_people():
+    assert [pvalue_text(p) for p in (0.043, 0.5, 1.0, 0.0012, 3.14e-8, 1e-300, 0.0, float("nan"), None)] == \
+        ["0.043", "0.5", "1", "0.0012", "3.1e-08", "1.0e-300", "< 1e-300", "–", "–"]
+    weekday = {"f_stat": 900.0, "df1": 6, "df2": 10**6, "pvalue": 0.0, "share": 0.05, "significant": True,
+               "material": True}
+    result = TimePatternsResult(applicable=True, outcome="y", timestamp="ts", tests={"weekday": weekday})
+    assert "p = < 1e-300" in result.verdict and "p = 0)" not in result.verdict
+    shown = readable_pvalues(time_tests_table(result))
+    assert shown.loc[0, "p-value"] == "< 1e-300" and shown.loc[0, "F"] == 900.0
+    assert time_tests_table(result).loc[0, "p-value"] == 0.0                 # the numbers stay numbers
+
+
+def test_leakage_default_is_a_derived_score_never_an_id(store):
+    frame = pd.DataFrame({"id": np.arange(40), "user_id": np.arange(40) * 7, "Unnamed: 0": np.arange(40),
+                          "text": "x", "y": np.linspace(0, 1, 40), "ts": pd.date_range("2024-01-01", periods=40),
+                          "q": np.linspace(1, 0, 40), "clicks": np.arange(40) % 5})
+    store.ingest_frame(frame, "ids")
+    roles = Roles(text="text", outcome="y", timestamp="ts", truth="q")
+    assert leakage_candidates(store, "ids", roles) == ["q", "clicks"]
+    assert default_score(store, "ids", roles) is None                       # nothing to audit by default yet
+    rowids = store.read_frame("ids", ["y"], with_rowid=True)["_rowid"].to_numpy()
+    store.write_column("ids", "y_deconf_iv", np.zeros(40), rowids, meta={"kind": "deconfounded_outcome",
+                                                                        "created_at": "2026-01-01T00:00:00"})
+    store.write_column("ids", "y_deconf_dml", np.ones(40), rowids, meta={"kind": "deconfounded_outcome",
+                                                                        "created_at": "2026-02-01T00:00:00"})
+    assert default_score(store, "ids", roles) == "y_deconf_dml"             # the newest corrected outcome
+    assert [looks_like_id(c) for c in ("id", "user_id", "Index", "rowid", "column0", "idea", "paid", "quality")] == \
+        [True, True, True, True, True, False, False, False]
+
+
+def test_report_verdicts_use_the_audit_they_are_given():
+    scan = hand_scan()
+    tp = TimePatternsResult(applicable=False, reason="no timestamp column is tagged")
+    report = DiagnosticsReport(table="t", rows=10, time_patterns=tp, markers=scan, entanglement=None, leakage=[])
+    assert report.findings()[-1] == (NO_SCORE_AUDITED, False)
+    months = pd.DataFrame({"month": ["2024-01", "2024-02", "2024-03"], "n": 5, "score_mean": [1.0, 2.0, 3.0],
+                           "outcome_mean": [1.0, 2.0, 3.1]})
+    leak = LeakageResult(score="s", outcome="y", months=months, corr=0.99, pvalue=0.01, threshold=0.5)
+    assert report.findings(leakage=[leak])[-1] == (leak.verdict, True)
+    assert NO_SCORE_AUDITED not in [v for v, _ in report.findings(leakage=[leak])]
+
+
+def test_diagnostics_are_recorded_for_the_roles_they_ran_on(store):
+    frame = pd.DataFrame({"text": ["good game", "bad loss"] * 30, "y": np.linspace(0, 1, 60),
+                          "ts": pd.date_range("2024-01-01", periods=60, freq="W")})
+    store.ingest_frame(frame, "log")
+    roles = Roles(text="text", outcome="y", timestamp="ts")
+    store.save_roles("log", roles)
+    assert step_record(store, "log", "diagnostics") is None
+    diagnose(store, "log")
+    record = step_record(store, "log", "diagnostics")
+    assert record["detail"]["rows"] == 60 and record["recorded_at"]
+    rowids = store.read_frame("log", ["y"], with_rowid=True)["_rowid"].to_numpy()
+    store.write_column("log", "y_fixed", np.zeros(60), rowids, meta={"kind": "deconfounded_outcome"})
+    assert step_record(store, "log", "diagnostics") is not None              # a derived column changes nothing
+    store.save_roles("log", replace(roles, timestamp=None))
+    assert step_record(store, "log", "diagnostics") is None                  # other roles: not diagnosed yet
+    store.save_roles("log", roles)
+    assert step_record(store, "log", "diagnostics") is not None
+    store.drop("log")
+    store.ingest_frame(frame.head(50), "log")                                # another table under the same name
+    store.save_roles("log", roles)
+    assert step_record(store, "log", "diagnostics") is None
+    assert "_deconfound_steps" not in store.tables()

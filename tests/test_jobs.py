@@ -227,6 +227,31 @@ def test_job_ids_paths_and_accelerate_command(sim_store):
                                                                        "--num_processes"]
 
 
+def test_run_list_has_name_note_status_and_duration(sim_store, tmp_path):
+    """What the Train page's run list shows: a name and a note given at launch (kept in the run folder), the
+    state of `job_status`, the duration from the first start to the end (to now while it runs)."""
+    config = runs.preset_config("smoke", "sim", store=sim_store, overrides=TINY)
+    root = tmp_path / "runs"
+    named = runs.create_job(config, sim_store, runs_root=root, name="  IV  vs naive ", note="May logs, new instrument")
+    plain = runs.create_job(config, sim_store, runs_root=root)
+    assert json.loads((named.run_dir / runs.ABOUT_FILE).read_text()) == {"name": "IV vs naive",
+                                                                        "note": "May logs, new instrument"}
+    assert not (plain.run_dir / runs.ABOUT_FILE).exists()
+    named.folder.update_status(state="completed", started_at="2026-01-01T10:00:00+00:00",
+                               ended_at="2026-01-01T10:03:30+00:00")
+    plain.folder.update_status(state="running", started_at=runs.now_iso())  # no worker behind it: found dead
+    rows = {row["id"]: row for row in runs.list_jobs(root)}
+    first = rows[named.id]
+    assert (first["name"], first["note"], first["state"], first["duration_s"]) == \
+        ("IV vs naive", "May logs, new instrument", "completed", 210.0)
+    assert first["table"] == "sim" and first["methods"] == ["naive", "deconfounded"] and first["created_at"]
+    second = rows[plain.id]
+    assert second["name"] == plain.id and second["note"] == ""
+    assert second["state"] == runs.job_status(plain.id, runs_root=root)["state"]
+    assert runs.run_duration({"state": "queued"}) is None
+    assert 0 <= runs.run_duration({"state": "running", "started_at": runs.now_iso()}) < 60
+
+
 def test_cli_train_errors_and_prepare(sim_store, tmp_path, capsys):
     assert cli.main(["train", "--table", "sim", "--preset", "smoke", "--methods", "naive,bogus"]) == 2
     assert "unknown method(s) bogus" in capsys.readouterr().err

@@ -103,3 +103,18 @@ def test_loading_the_compare_page_writes_no_export(home):
     assert [d.proto.label for d in downloads] == ["Generations (CSV)", "Metrics (JSON)", "Report (HTML)"]
     assert not (run / "outputs" / "generations.csv").exists() and not (run / "outputs" / "report.html").exists()
     assert {p: p.stat().st_mtime_ns for p in run.rglob("*")} == before   # no file written or touched
+
+
+def test_compare_page_offers_the_model_as_a_zip(home):
+    """A run with a trained model: the Hugging Face folder is a download (built on click), not only a write."""
+    from test_report import _tiny_run_models
+    run = make_run(home / "runs" / "20250101-120000-ab99", n=20, seeds=(0,))
+    (run / "status.json").write_text(json.dumps({"state": "completed"}))
+    _tiny_run_models(run)
+    before = {p: p.stat().st_mtime_ns for p in run.rglob("*")}
+    at = page().run()
+    assert not at.exception, [e.value for e in at.exception]
+    labels = [d.proto.label for d in at.get("download_button")]
+    assert labels == ["Generations (CSV)", "Metrics (JSON)", "Report (HTML)", "Download as a Hugging Face folder (zip)"]
+    assert {p: p.stat().st_mtime_ns for p in run.rglob("*")} == before   # nothing built until it is clicked
+    assert at.selectbox(key="compare_run").options == ["20250101-120000-ab99 · demo_entangled"]  # no frozen state

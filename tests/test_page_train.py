@@ -64,3 +64,45 @@ def test_page_explains_missing_roles_and_methods(store, monkeypatch):
     assert at.multiselect(key="train_methods").options == ["naive"]
     at.multiselect(key="train_methods").set_value([]).run()
     assert at.button(key="launch").disabled
+
+
+def test_run_list_and_status_come_from_job_status(page):
+    """The run list shows name, table, methods, status, duration, created time and the note given at launch;
+    the selector names a run by fixed facts only (a browser keeps showing an option's first label, so a state
+    in it went stale), and the state shown is runs.job_status's, also after a cancel from elsewhere."""
+    at = page
+    at.multiselect(key="train_methods").set_value(["naive"]).run()
+    at.text_input(key="train_name").set_value("first try")
+    at.text_input(key="train_note").set_value("naive only, to see the pipeline").run()
+    at.button(key="launch").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    (job,) = runs.list_jobs()
+    assert (job["name"], job["note"]) == ("first try", "naive only, to see the pipeline")
+    labels = at.selectbox(key="train_run").options                  # as the browser shows them (formatted)
+    assert not any(state in label for label in labels for state in (*runs.ACTIVE_STATES, *runs.FINAL_STATES))
+    assert "first try" in labels[0]
+    runs.cancel_job(job["id"])                                       # e.g. `deconfound cancel` in a terminal
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert runs.job_status(job["id"])["state"] == "cancelled"
+    assert any(m.value == "**Status: cancelled**" for m in at.markdown)
+    listed = at.dataframe[0].value
+    assert list(listed.columns) == ["name", "table", "methods", "status", "progress", "duration", "created", "note"]
+    row = listed.iloc[0]
+    assert (row["name"], row["table"], row["methods"], row["status"], row["note"]) == \
+        ("first try", "sim", "naive", "cancelled", "naive only, to see the pipeline")
+    assert row["created"] == job["created_at"][:19].replace("T", " ") and row["duration"] != ""
+    assert not at.button(key="resume").disabled and at.button(key="cancel").disabled
+
+
+def test_methods_choice_survives_reruns_and_reloads(page):
+    at = page
+    at.multiselect(key="train_methods").set_value(["naive", "deconfounded"]).run()
+    at.radio(key="train_preset").set_value("cpu").run()
+    assert at.multiselect(key="train_methods").value == ["naive", "deconfounded"]
+    # a reload: the browser's URL holds the bound choice (?train_methods=naive&train_methods=deconfounded)
+    reloaded = AppTest.from_file(str(ROOT / "pages" / "5_Train.py"), default_timeout=60)
+    reloaded.query_params["train_methods"] = ["naive", "deconfounded"]
+    reloaded.run()
+    assert not reloaded.exception, [e.value for e in reloaded.exception]
+    assert reloaded.multiselect(key="train_methods").value == ["naive", "deconfounded"]

@@ -96,3 +96,33 @@ def test_deconfound_page_without_confounder_says_what_to_tag(demo_db):
                for w in at.warning)
     assert not at.radio
 
+
+
+def test_diagnostics_verdict_is_the_audit_its_section_shows(demo_db):
+    """The verdicts and the leakage section read one audit: none until a score column exists or is picked (never
+    a row id), then the same sentence in both places; p-values are written for people."""
+    from deconfound.causal import estimate, temporal_leakage, write_deconfounded_column
+    NO_SCORE_AUDITED = ("No score column was audited for temporal leakage yet: write a deconfounded outcome or "
+                        "score the table with a reward model, then check whether its monthly means track the outcome.")
+    at = page("pages/3_Diagnostics.py").run()
+    no_exception(at)
+    score = at.selectbox(key="diag_score")
+    assert score.value is None and "id" not in score.options and "quality" in score.options
+    texts = [w.value for w in at.warning] + [i.value for i in at.info]
+    assert NO_SCORE_AUDITED in texts
+    tests = at.dataframe[0].value
+    assert list(tests["effect"]) == ["weekday", "month"] and all(isinstance(p, str) for p in tests["p-value"])
+    at.selectbox(key="diag_score").set_value("quality").run()
+    no_exception(at)
+    texts = [w.value for w in at.warning] + [i.value for i in at.info]
+    roles = demo_db.load_roles("demo_entangled")
+    expected = temporal_leakage(demo_db, "demo_entangled", roles, "quality").verdict
+    assert NO_SCORE_AUDITED not in texts and texts.count(expected) == 2    # verdicts and section agree
+    # a corrected outcome is what the audit is for: a fresh visit audits it by default
+    write_deconfounded_column(demo_db, "demo_entangled", estimate(demo_db, "demo_entangled", "iv"))
+    fresh = page("pages/3_Diagnostics.py").run()
+    no_exception(fresh)
+    assert fresh.selectbox(key="diag_score").value == "outcome_deconf_iv"
+    texts = [w.value for w in fresh.warning] + [i.value for i in fresh.info]
+    verdict = temporal_leakage(demo_db, "demo_entangled", roles, "outcome_deconf_iv").verdict
+    assert texts.count(verdict) == 2

@@ -160,6 +160,65 @@ def test_export_model_merged_and_adapter_with_model_card(run, result, tmp_path):
         ev.export_model(run, "rl_odin", tmp_path / "x")
 
 
+def test_model_downloads_as_a_zip_of_the_hf_folder(run, result, tmp_path):
+    """The Compare page's download: the folder `export_model` writes, zipped, and nothing left on the server."""
+    import io
+    import zipfile
+
+    import torch
+    from transformers import AutoModelForCausalLM
+    if not (run / "models" / "rl_naive").exists():
+        _tiny_run_models(run)
+    before = sorted(p.name for p in run.iterdir())
+    data = ev.export_model_zip(run, "rl_naive", merge=True, result=result)
+    assert sorted(p.name for p in run.iterdir()) == before                   # the temporary folder is gone
+    archive = zipfile.ZipFile(io.BytesIO(data))
+    root = f"{run.name}-rl_naive-merged"
+    assert {f"{root}/README.md", f"{root}/config.json"} <= set(archive.namelist())
+    assert all(name.startswith(root + "/") for name in archive.namelist())
+    archive.extractall(tmp_path / "unzipped")
+    folder = ev.export_model(run, "rl_naive", tmp_path / "folder", merge=True, result=result)
+    assert {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} == \
+        {n.removeprefix(root + "/") for n in archive.namelist()}            # the same files as the CLI's folder
+    unzipped = AutoModelForCausalLM.from_pretrained(tmp_path / "unzipped" / root)
+    written = AutoModelForCausalLM.from_pretrained(folder)
+    ids = torch.tensor([[1, 5, 9, 2]])
+    with torch.no_grad():
+        assert torch.equal(unzipped(ids).logits, written(ids).logits)
+    card = archive.read(f"{root}/README.md").decode()
+    assert card.startswith("---\nlibrary_name: transformers") and "## Confounders removed" in card
+    adapter = zipfile.ZipFile(io.BytesIO(ev.export_model_zip(run, "rl_naive", merge=False, result=result)))
+    assert f"{run.name}-rl_naive/adapter_config.json" in adapter.namelist()
+
+
+def test_one_colour_per_model_and_marker_group_everywhere(run, result):
+    """Charts, highlights and the report read their colours from one palette (evaluate.palette)."""
+    from deconfound.rewards import METHODS
+    colors = ev.model_colors(result.models)
+    assert len(set(ev.model_colors(["base", "sft"] + [f"rl_{m}" for m in METHODS]).values())) == len(METHODS) + 2
+    assert ev.model_color("rl/naive") == ev.model_color("rl_naive") == ev.model_color("naive")
+    assert ev.model_color("dpo_naive") != ev.model_color("rl_naive")
+    quality = ev.quality_chart(result).to_dict()
+    scale = quality["layer"][0]["encoding"]["color"]["scale"]
+    assert scale == {"domain": [m.label for m in result.models.values()], "range": list(colors.values())}
+    groups = ev.group_colors(result.marker_groups)
+    markers = ev.marker_chart(result).to_dict()
+    assert markers["spec"]["layer"][0]["encoding"]["color"]["scale"] == {"domain": list(groups),
+                                                                        "range": list(groups.values())}
+    assert not set(groups.values()) & set(ev.METHOD_COLORS.values())      # a group never looks like a model
+    curves = ev.reward_curves_chart(ev.training_curves(run)).to_dict()["encoding"]["color"]["scale"]
+    assert curves["range"] == [ev.model_color(stage) for stage in curves["domain"]]
+    overlay = ev.run_curves_chart({"run a": ev.training_curves(run), "run b": ev.training_curves(run)}).to_dict()
+    assert overlay["spec"]["encoding"]["strokeDash"]["scale"]["domain"] == ["run a", "run b"]
+    table = ev.generations_table_html(ev.load_generations(run), list(result.models), result.marker_groups)
+    east = ev.highlight_color(groups["East"])
+    assert east.startswith(groups["East"]) and f"background:{east}" in table
+    page = ev.render_report(run, result)
+    for name in ("rl_naive", "rl_deconfounded"):
+        assert f'fill="{colors[name]}"' in page                           # the report's bars, same colours
+    assert f"background:{east}" in page
+
+
 def test_cli_report_and_export(run, tmp_path, capsys):
     out = tmp_path / "cli.html"
     assert main(["report", str(run), "--out", str(out), "--n-boot", "100"]) == 0
