@@ -68,7 +68,9 @@ if blocked:  # the same sentence the Roles page shows (data.training_blockers)
     st.warning(blocked)
 else:
     overrides = runs.env_overrides()  # tests and demos shrink runs through $DECONFOUND_TRAIN_OVERRIDES
-    overrides.update({"methods": methods, "run_dpo": run_dpo} | ({"model.name": model.strip()} if model.strip() else {}))
+    overrides.update({"methods": methods, "run_dpo": run_dpo})
+    if model.strip():
+        overrides["model.name"] = model.strip()
     with user_errors("Preparing the settings"):
         if methods:
             config = runs.preset_config(preset, table, store=store, overrides=overrides)
