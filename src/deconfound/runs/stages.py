@@ -91,8 +91,9 @@ def plan_stages(config: TrainConfig, n_eval: int | None = None) -> dict[str, flo
         plan["sft"] = steps(config.sft, 1000) * cost["sft"] + 5
     for method in config.methods:
         plan[f"rewards/{method}"] = REWARD_COST.get(config.reward.backbone, 30.0)
+    rl_cost = cost.get(config.rl.algorithm, cost["rl"])  # sample_rank's steps cost more than GRPO's
     for method in config.methods:
-        plan[f"rl/{method}"] = steps(config.rl, 1000) * cost["rl"] + 5
+        plan[f"rl/{method}"] = steps(config.rl, 1000) * rl_cost + 5
     if config.run_dpo:
         for method in config.methods:
             plan[f"dpo_pairs/{method}"] = config.dpo_prompts * config.dpo_samples * cost["gen"] + 3
