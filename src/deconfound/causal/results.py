@@ -24,7 +24,10 @@ class EstimatorConfig:
     time_effects: bool = field(default=True, metadata={
         "help": "add weekday and calendar-month fixed effects when a timestamp is tagged"})
     cov_type: str = field(default="robust", metadata={
-        "help": "standard errors: 'robust' (heteroskedasticity-robust) or 'unadjusted'"})
+        "help": "standard errors: 'robust' (heteroskedasticity-robust), 'unadjusted' or 'clustered' (by `cluster`)"})
+    cluster: str | None = field(default=None, metadata={
+        "help": "cluster the standard errors by this column (e.g. the context, an experiment id or the month); "
+                "setting it implies cov_type 'clustered'"})
     level: float = field(default=0.95, metadata={"help": "confidence level of the intervals"})
     weak_f: float = field(default=WEAK_F, metadata={"help": "first-stage F below this warns of a weak instrument"})
     folds: int = field(default=5, metadata={"help": "DML: cross-fitting folds"})
@@ -37,11 +40,35 @@ class EstimatorConfig:
     ridge_alpha: float = field(default=1.0, metadata={"help": "DML: ridge penalty of the nuisance regressions"})
     dml_max_rows: int = field(default=50_000, metadata={
         "help": "DML fits on a random sample of at most this many rows (the estimate applies to all rows)"})
-    seed: int = field(default=0, metadata={"help": "random seed (DML folds, sampling)"})
+    seed: int = field(default=0, metadata={"help": "random seed (DML folds, sampling, refutations)"})
+    robust_inference: bool = field(default=True, metadata={
+        "help": "IV: add weak-instrument-robust sets (Anderson–Rubin, CLR), the effective F, LIML and the "
+                "exclusion-restriction sensitivity; DML: the omitted-variable bounds"})
+    gamma_range: tuple[float, float] | None = field(default=None, metadata={
+        "help": "IV sensitivity: range [low, high] of the instrument's direct effect γ on the outcome (outcome "
+                "units per standard deviation of the instrument's push on the confounder); None = ± gamma_share "
+                "of the instrument's whole effect on the outcome"})
+    gamma_share: float = field(default=0.25, metadata={
+        "help": "IV sensitivity: default γ range as a share of the instrument's reduced-form effect"})
+    cf_y: float = field(default=0.03, metadata={
+        "help": "DML sensitivity: share of the outcome's residual variation an omitted confounder explains"})
+    cf_d: float = field(default=0.03, metadata={
+        "help": "DML sensitivity: share of the confounder's residual variation an omitted confounder explains"})
+    placebo_draws: int = field(default=5, metadata={"help": "refutations: permutations of the placebo checks"})
+    bootstrap_draws: int = field(default=20, metadata={"help": "refutations: resamples of the subset check"})
+
+    def __post_init__(self):
+        if self.cluster:
+            self.cov_type = "clustered"
+        if self.gamma_range is not None:
+            self.gamma_range = tuple(float(v) for v in self.gamma_range)
 
     def to_dict(self) -> dict:
         """JSON-ready dict."""
-        return asdict(self)
+        data = asdict(self)
+        if data["gamma_range"] is not None:
+            data["gamma_range"] = list(data["gamma_range"])
+        return data
 
 
 @dataclass
@@ -64,6 +91,14 @@ class EstimateResult:
     nuisance: dict | None = None
     table: str | None = None
     config: dict = field(default_factory=dict)
+    # weak-instrument-robust sets, effective F, LIML (IV); each entry {..} or {"reason": "does not apply, …"}
+    robust_ci: dict = field(default_factory=dict)
+    # exclusion-restriction (IV, Conley et al.) or omitted-variable (DML, Chernozhukov et al.) sensitivity
+    sensitivity: dict = field(default_factory=dict)
+    # placebo confounder, random common cause, data subsets, placebo instrument: {name: {passed, verdict, ...}}
+    refutations: dict = field(default_factory=dict)
+    # the reward retrained at β̂ ± 2 se (filled in by `rewards.reward_band`)
+    reward_band: dict = field(default_factory=dict)
 
     @property
     def terms(self) -> list[str]:
