@@ -331,8 +331,10 @@ def estimator_choices(roles: Roles) -> tuple[list[str], str]:
     return available, default
 
 
-def estimate(store, table: str, method: str, config: EstimatorConfig | None = None, progress=None) -> EstimateResult:
-    """Read the tagged table from a `Store` (DML reads a sample when the table is large) and fit."""
+def estimate(store, table: str, method: str, config: EstimatorConfig | None = None, progress=None,
+             refutations: bool = False) -> EstimateResult:
+    """Read the tagged table from a `Store` (DML reads a sample when the table is large) and fit; with
+    `refutations`, also run the refutations on the same rows (`refute`)."""
     if method not in FITTERS:
         raise DeconfoundError(f"unknown method {method!r}: choose one of {', '.join(ESTIMATORS)}")
     config = config or EstimatorConfig()
@@ -347,5 +349,8 @@ def estimate(store, table: str, method: str, config: EstimatorConfig | None = No
     if sample:
         result.notes.insert(0, f"DML was fitted on a random sample of {sample:,} of {rows:,} rows "
                                "(the estimate is applied to every row)")
+    if refutations:
+        from .refute import refute
+        result.refutations = refute(data, roles, method, config)
     result.table = table
     return result

@@ -25,8 +25,6 @@ import time
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-
 from ..data import Roles
 from ..errors import DeconfoundError
 from .covariance import resolve_covariance
@@ -188,6 +186,7 @@ def _subsets_entry(term, draws, beta, se, how) -> dict:
 
 
 def _placebo_instrument(arrays, base, config, rng, term) -> dict:
+    from scipy import stats
     k, m = arrays.Z.shape[1], arrays.X.shape[1]
     if k > m:
         effects = []
@@ -233,6 +232,7 @@ def _placebo_instrument(arrays, base, config, rng, term) -> dict:
 
 # ------------------------------------------------------------------ DML
 def _refute_dml(data, roles, config, rng) -> dict:
+    from scipy import stats
     from .dml_doubleml import doubleml_final_stage
     from .estimators import cross_fit_residuals, dml_pieces
     pieces = dml_pieces(data, roles, config)

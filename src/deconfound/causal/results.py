@@ -15,6 +15,9 @@ from ..jsonio import jsonable as _clean_json
 
 ESTIMATORS = ("ols", "iv", "dml")
 WEAK_F = 10.0
+NOT_REFUTED = "not run: `deconfound refute --table T`, `deconfound estimate` or the Deconfound page runs them"
+NO_REWARD_BAND = ("not computed: `deconfound estimate --reward-band` or the Deconfound page retrains the reward at "
+                  "β̂ ± 2 se")
 
 
 @dataclass
@@ -96,9 +99,9 @@ class EstimateResult:
     # exclusion-restriction (IV, Conley et al.) or omitted-variable (DML, Chernozhukov et al.) sensitivity
     sensitivity: dict = field(default_factory=dict)
     # placebo confounder, random common cause, data subsets, placebo instrument: {name: {passed, verdict, ...}}
-    refutations: dict = field(default_factory=dict)
+    refutations: dict = field(default_factory=lambda: {"reason": NOT_REFUTED})
     # the reward retrained at β̂ ± 2 se (filled in by `rewards.reward_band`)
-    reward_band: dict = field(default_factory=dict)
+    reward_band: dict = field(default_factory=lambda: {"reason": NO_REWARD_BAND})
 
     @property
     def terms(self) -> list[str]:
@@ -151,9 +154,39 @@ class EstimateResult:
                     lines.append(f"  {name}: n/a ({test['reason']})")
                 else:
                     lines.append(f"  {name}: stat {test['stat']:.3f}, p = {test['pvalue']:.3g}")
+        lines += self._robustness_summary()
         lines += [f"warning: {w}" for w in self.warnings]
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
+
+    def _robustness_summary(self) -> list[str]:
+        """The weak-instrument-robust sets, the sensitivity, the refutations and the reward band, in lines."""
+        from .sensitivity import sensitivity_verdict
+        from .weak_iv import describe_set
+        lines = []
+        for term, entry in ((self.robust_ci or {}).get("terms") or {}).items():
+            lines += ["", f"weak-instrument-robust ({term}):"]
+            for key, name in (("anderson_rubin", "Anderson–Rubin"), ("conditional_lr", "conditional LR")):
+                if key in entry:
+                    lines.append(f"  {describe_set(entry[key], name)}")
+            eff = entry.get("effective_f") or {}
+            if "stat" in eff:
+                lines.append(f"  effective F {eff['stat']:,.1f}: {eff['meaning']}")
+        liml = (self.robust_ci or {}).get("liml") or {}
+        if "coef" in liml:
+            lines.append("  LIML: " + ", ".join(f"{t} {v:.4g} (se {liml['std_err'][t]:.3g})"
+                                               for t, v in liml["coef"].items()))
+        verdict = sensitivity_verdict(self)
+        if verdict:
+            lines += ["", f"sensitivity: {verdict}"]
+        elif "reason" in (self.sensitivity or {}):
+            lines += ["", f"sensitivity: {self.sensitivity['reason']}"]
+        if "checks" in (self.refutations or {}):
+            lines += ["", f"refutations: {self.refutations['verdict']}"]
+            lines += [f"  {k}: {v.get('verdict') or v.get('reason')}" for k, v in self.refutations["checks"].items()]
+        if "verdict" in (self.reward_band or {}):
+            lines += ["", f"reward band: {self.reward_band['verdict']}"]
+        return lines
 
     def to_dict(self) -> dict:
         """JSON-ready dict (method, n, coef, std_err, conf_int, first_stage, tests, warnings, ...)."""

@@ -18,8 +18,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
-
 from .iv_arrays import IVArrays, TSLS, meat
 
 
@@ -45,6 +43,7 @@ def conley_sensitivity(arrays: IVArrays, fit: TSLS, level: float = 0.95,
                        gamma_range: tuple[float, float] | None = None, gamma_share: float = 0.25,
                        grid: int = 21) -> dict:
     """Conley–Hansen–Rossi UCI and LTZ intervals and the breakdown γ, per confounder term."""
+    from scipy import stats
     z = float(stats.norm.ppf(0.5 + level / 2))
     out: dict = {"kind": "exclusion restriction (Conley, Hansen & Rossi 2012)", "level": level,
                  "gamma_units": "outcome units per standard deviation of the instruments' push on the confounder "

@@ -22,8 +22,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import linalg, stats
-
 from .iv_arrays import IVArrays, meat
 
 # Montiel Olea–Pflueger simplified critical value: worst-case Nagar bias of 10% at the 5% level (any number
@@ -67,6 +65,7 @@ def _ar_from_pieces(beta0, g_y, g_x, m_yy, m_yx, m_xx) -> float:
 
 def ar_set(arrays: IVArrays, level: float = 0.95, term: int = 0) -> dict:
     """The AR confidence set of one confounder term by exact test inversion, with its shape in words."""
+    from scipy import linalg, stats
     k = arrays.Z.shape[1]
     crit = float(stats.chi2.ppf(level, k))
     pieces = _pieces(arrays, term)
