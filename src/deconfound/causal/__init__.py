@@ -1,9 +1,10 @@
 """Steps 3–4 of the flow: what moves the outcome besides the text, and how much of it to remove.
 
 Owns: regression terms and calendar (weekday/month) effects, design matrices, the estimators (naive OLS, IV
-2SLS, DML) and their result objects, weak-instrument-robust inference, sensitivity analyses, refutations and
-the words the Deconfound step says about them (`guidance`), the deconfounded outcome column y − ĥ(C), the diagnostics (time patterns,
-spurious markers, entanglement, temporal leakage; one module each under `diagnostics/`), the text features they
+2SLS, DML) and their result objects, weak-instrument-robust inference (`weak_iv`, on the partialled arrays of
+`iv_arrays`), sensitivity analyses (`sensitivity`, `dml_doubleml`), refutations (`refute`), the words the
+Deconfound step says about them (`guidance`), the deconfounded outcome column y − ĥ(C), the diagnostics (time
+patterns, spurious markers, entanglement, temporal leakage; one module each under `diagnostics/`), the text features they
 share (sparse TF-IDF, LSA, MiniLM) and the charts of the Diagnostics and Deconfound pages.
 May import: `data`, `errors`, `paths`, `jsonio`. No torch except MiniLM embeddings, imported lazily.
 """
@@ -24,7 +25,7 @@ from .diagnostics.report import DiagnosticsReport, diagnose, entanglement_table,
 from .diagnostics.time_patterns import TimePatternsResult, anova_from_groups, time_patterns, time_tests_table
 from .estimators import (blas_threads, cross_fit_residuals, estimate, estimator_choices, fit_dml, fit_iv, fit_ols,
                          text_matrix)
-from .guidance import (baseline_note, page_verdict, recommended, refutations_table, robust_ci_table,
+from .guidance import (baseline_note, mark_recommended, page_verdict, recommended, refutations_table, robust_ci_table,
                        robustness_lines, save_warning, saved_column_sentence)
 from .iv_arrays import IVArrays, iv_arrays, tsls
 from .refute import refutations_from_store, refute

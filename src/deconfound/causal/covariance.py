@@ -42,8 +42,8 @@ def resolve_covariance(design: Design, config: EstimatorConfig) -> tuple[Design,
 
 
 def statsmodels_fit_args(cov_type: str, design: Design) -> dict:
-    """Keyword arguments of statsmodels' `fit` for a covariance type (clustered: statsmodels' own small-sample
-    factor G/(G−1)·(n−1)/(n−k), against linearmodels' G/(G−1): the same to a few parts per million here)."""
+    """Keyword arguments of statsmodels' `fit` for a covariance type (clustered without a small-sample factor,
+    like linearmodels' default, so the first stage and naive OLS match the IV fit's errors)."""
     if cov_type == "clustered" and design.clusters is not None:
-        return {"cov_type": "cluster", "cov_kwds": {"groups": design.clusters}}
+        return {"cov_type": "cluster", "cov_kwds": {"groups": design.clusters, "use_correction": False}}
     return {"cov_type": "HC0" if cov_type == "robust" else "nonrobust"}

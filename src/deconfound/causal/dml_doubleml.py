@@ -76,7 +76,7 @@ def doubleml_final_stage(y: np.ndarray, treatments: np.ndarray, y_res: np.ndarra
 
 
 def _other_se(y, treatments, ell, em, names, theta, cov_type, clusters) -> np.ndarray:
-    """Clustered (G/(G−1), as linearmodels) or homoskedastic SEs of the partialling-out θ."""
+    """Clustered (as linearmodels) or homoskedastic SEs of the partialling-out θ."""
     out = []
     for j, name in enumerate(names):
         u, v = y - ell[name], treatments[:, j] - em[name]

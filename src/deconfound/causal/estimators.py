@@ -37,7 +37,8 @@ from .covariance import resolve_covariance, statsmodels_fit_args
 from .design import Design, _check_roles, absorbed, build_design, required_columns
 from .results import ESTIMATORS, EstimateResult, EstimatorConfig
 
-NO_INSTRUMENT = "does not apply, because weak-instrument-robust inference concerns IV and this estimate has no instrument"
+NO_INSTRUMENT = ("does not apply, because weak-instrument-robust inference concerns IV and this estimate has no "
+                 "instrument")
 
 
 @contextmanager

@@ -118,7 +118,7 @@ def saved_column_sentence(meta: dict, table: str) -> str:
     label = ESTIMATOR_LABELS.get(meta.get("method"), meta.get("method"))
     centred = (f" minus its average ({meta['offset']:.4g}), so the column keeps the outcome's mean"
                if meta.get("centred") else "")
-    return (f"Saved column '{meta['column']}' in '{table}': {meta.get('source_outcome')} minus the {label} estimate "
+    return (f"Saved '{meta['column']}' to '{table}': {meta.get('source_outcome')} minus the {label} estimate "
             f"of the confounders' part ({effects}{centred}). The original column is unchanged; the deconfounded "
             "reward on the Train step reads this one.")
 
@@ -134,6 +134,12 @@ def baseline_note(result: EstimateResult) -> str | None:
         return None
     return "Categorical effects are differences from a baseline level: " + "; ".join(
         f"each {col}[level] is compared with {col} = {ref!r}" for col, ref in groups.items()) + "."
+
+
+def mark_recommended(compare: pd.DataFrame, method: str) -> pd.DataFrame:
+    """The comparison table (`compare_estimates`) with a 'recommended' column (✓ on the recommended method)."""
+    label = ESTIMATOR_LABELS.get(method, method)
+    return compare.assign(recommended=["✓" if m == label else "" for m in compare["method"]])
 
 
 def robust_ci_table(result: EstimateResult) -> pd.DataFrame:

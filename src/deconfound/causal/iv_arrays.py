@@ -6,9 +6,9 @@ refutations (`refute`) all work on these arrays: 2SLS on them gives the same coe
 robust / clustered errors as linearmodels' IV2SLS on the full design (a test checks it), at the cost of a few
 n × k products, so a million rows take a fraction of a second per refit.
 
-Covariances: "robust" is HC0 (linearmodels' default for IV), "clustered" sums the scores within clusters and
-scales by G/(G−1) (linearmodels' one-way clustered estimator), "unadjusted" is σ²(X'X)⁻¹ with σ² on the
-residual degrees of freedom.
+Covariances: "robust" is HC0 (linearmodels' default for IV), "clustered" sums the scores within clusters with
+no small-sample factor (linearmodels' one-way clustered estimator with its default debiased=False),
+"unadjusted" is σ²(X'X)⁻¹.
 """
 
 from __future__ import annotations
@@ -97,13 +97,11 @@ def group_sums(values: np.ndarray, clusters: np.ndarray) -> np.ndarray:
 
 def meat(scores_left: np.ndarray, scores_right: np.ndarray | None = None,
          clusters: np.ndarray | None = None) -> np.ndarray:
-    """Σ sᵢ tᵢ' (robust) or Σ_g s_g t_g' · G/(G−1) (clustered), for row scores s (and t, default s)."""
+    """Σ sᵢ tᵢ' (robust) or Σ_g s_g t_g' (clustered), for row scores s (and t, default s)."""
     right = scores_left if scores_right is None else scores_right
     if clusters is None:
         return scores_left.T @ right
-    groups = len(np.unique(clusters))
-    factor = groups / (groups - 1) if groups > 1 else 1.0
-    return factor * (group_sums(scores_left, clusters).T @ group_sums(right, clusters))
+    return group_sums(scores_left, clusters).T @ group_sums(right, clusters)
 
 
 @dataclass

@@ -16,8 +16,8 @@ from ..jsonio import jsonable as _clean_json
 ESTIMATORS = ("ols", "iv", "dml")
 WEAK_F = 10.0
 NOT_REFUTED = "not run: `deconfound refute --table T`, `deconfound estimate` or the Deconfound page runs them"
-NO_REWARD_BAND = ("not computed: `deconfound estimate --reward-band` or the Deconfound page retrains the reward at "
-                  "β̂ ± 2 se")
+NO_REWARD_BAND = ("not computed: `deconfound estimate` (without --no-reward-band) or the Deconfound page retrains the "
+                  "reward at β̂ ± 2 se")
 
 
 @dataclass
