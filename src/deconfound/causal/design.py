@@ -124,8 +124,14 @@ def absorbed(design: Design) -> Design:
     # The constant and any control that only varies between the fixed-effect groups are absorbed too.
     exog = out["exog"].loc[:, out["exog"].std() > 1e-9 * np.maximum(design.exog.std(), 1e-12)]
     exog = exog.drop(columns="const", errors="ignore")
+    instruments = out.get("instruments")
+    if instruments is not None:  # an instrument the fixed effects explain is set to exactly zero (then dropped)
+        gone = instruments.std() <= 1e-8 * np.maximum(design.instruments.std(), 1e-12)
+        if gone.any():
+            instruments = instruments.copy()
+            instruments.loc[:, gone.to_numpy()] = 0.0
     levels = 1 + sum(len(np.unique(g)) - 1 for g in design.absorb)
-    return Design(y=out["y"].iloc[:, 0], exog=exog, endog=out["endog"], instruments=out.get("instruments"),
+    return Design(y=out["y"].iloc[:, 0], exog=exog, endog=out["endog"], instruments=instruments,
                   confounder_terms=design.confounder_terms, dropped=design.dropped, formula=design.formula,
                   absorbed_params=levels, clusters=design.clusters,
                   strata=pd.factorize(design.absorb[0] * (int(design.absorb[-1].max()) + 1) + design.absorb[-1])[0])
