@@ -2,8 +2,9 @@
 verdict with the number behind it. In the spirit of DoWhy's refuters, implemented on our own estimators:
 
 - placebo confounder: the confounder is permuted within weekday × month cells (for IV together with the
-  instrument, as DoWhy does, so the first stage survives but any link to the outcome is cut); its effect must
-  vanish: the mean of the placebo effects must lie within 3 standard errors (of that mean) of zero.
+  instrument, as DoWhy does, so the first stage survives but any link to the outcome is cut) and compared
+  within those cells; its effect must vanish: the mean of the placebo effects must lie within 3 standard
+  errors (of that mean) of zero.
 - random common cause: a random N(0, 1) column is added as a control; the estimate must not move: every
   shift below half a standard error.
 - data subsets: the estimate refitted on bootstrap resamples (whole clusters when errors are clustered); it
@@ -113,14 +114,29 @@ def _refute_arrays(arrays: IVArrays, method: str, config: EstimatorConfig, rng) 
     return checks
 
 
+def cell_demeaned(values: np.ndarray, strata: np.ndarray | None) -> np.ndarray:
+    """Values minus their weekday × month cell means. A permutation inside the cells keeps each cell's mean,
+    so the placebo is judged on within-cell variation only: what is left is independent of the outcome, and
+    the placebo effect is centred on zero (without this, the between-cell part of the real effect survives the
+    permutation: about β / (independent units per cell))."""
+    if strata is None:
+        return values - values.mean(axis=0)
+    values = values.reshape(len(values), -1)
+    counts = np.bincount(strata).astype(float)
+    means = np.column_stack([np.bincount(strata, weights=values[:, j]) / np.maximum(counts, 1)
+                             for j in range(values.shape[1])])
+    return values - means[strata]
+
+
 def _placebo_confounder(arrays, method, config, rng, term, beta, se) -> dict:
     draws, ses = [], []
+    y = cell_demeaned(arrays.y, arrays.strata)[:, 0]
     for _ in range(config.placebo_draws):
         perm = _permute_within(arrays.strata, arrays.n, rng)
-        X = arrays.X[perm]
-        Z = arrays.Z[perm] if method == "iv" else X       # IV: instrument permuted with it (DoWhy)
+        X = cell_demeaned(arrays.X[perm], arrays.strata)
+        Z = cell_demeaned(arrays.Z[perm], arrays.strata) if method == "iv" else X  # IV: permuted with it (DoWhy)
         W = arrays.W if arrays.W.shape[1] else None
-        fit = _refit(arrays, X=X, Z=Z, extra=W)
+        fit = _refit(arrays, y=y, X=X, Z=Z, extra=W)
         draws.append(float(fit.coef[0]))
         ses.append(float(fit.se[0]))
     return _placebo_entry(term, draws, ses, beta, "permuted within weekday × month cells"
@@ -256,7 +272,7 @@ def _refute_dml(data, roles, config, rng) -> dict:
         Dp = D[perm]
         dr = np.column_stack([cross_fit_residuals(features, Dp[:, j], config.folds, config.seed,
                                                   config.ridge_alpha)[0] for j in range(D.shape[1])])
-        b, s = final(y, Dp, y_res, dr)
+        b, s = final(y, Dp, cell_demeaned(y_res, strata)[:, 0], cell_demeaned(dr, strata))
         draws.append(b)
         ses.append(s)
     checks = {"placebo_confounder": _placebo_entry(term, draws, ses, beta, "permuted within weekday × month cells"
