@@ -127,7 +127,7 @@ if "iv" in results:
 st.subheader("How far can the assumptions bend?")
 sens_terms = (chosen.sensitivity or {}).get("terms") or {}
 if "reason" in (chosen.sensitivity or {}):
-    st.warning(chosen.sensitivity["reason"])
+    (st.warning if "range" in chosen.sensitivity["reason"] else st.caption)(chosen.sensitivity["reason"])
 if method == "iv" and chosen.terms and chosen.terms[0] in sens_terms and "grid" in sens_terms[chosen.terms[0]]:
     entry = sens_terms[chosen.terms[0]]
     st.caption("If the instrument also moved the outcome directly by γ (outcome units per standard deviation of "

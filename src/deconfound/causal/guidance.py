@@ -15,7 +15,7 @@ import pandas as pd
 
 from .results import ESTIMATOR_LABELS, WEAK_F, EstimateResult
 from .sensitivity import sensitivity_verdict
-from .weak_iv import MOP_CRITICAL_10PCT, describe_set
+from .weak_iv import MOP_CRITICAL_10PCT, describe_set, set_text
 
 
 def _first(result: EstimateResult, key: str) -> dict:
@@ -148,8 +148,7 @@ def robust_ci_table(result: EstimateResult) -> pd.DataFrame:
     rows = []
     for key, name in (("anderson_rubin", "Anderson–Rubin set"), ("conditional_lr", "Conditional LR set")):
         piece = entry.get(key) or {}
-        rows.append({"check": name, "value": describe_set(piece, "").strip() if "reason" not in piece
-                     else "does not apply", "covariance": piece.get("covariance", "–"),
+        rows.append({"check": name, "value": set_text(piece) if "reason" not in piece else "does not apply", "covariance": piece.get("covariance", "–"),
                      "what it means": piece.get("reason") or ("valid however weak the instrument; "
                                                               "an unbounded set means the data cannot rule out any "
                                                               "effect size")})

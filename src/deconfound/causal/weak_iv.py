@@ -132,11 +132,16 @@ def describe_set(entry: dict, name: str = "AR") -> str:
     """The set in words, e.g. 'AR set [0.097, 0.105] (bounded)'."""
     if "reason" in entry:
         return f"{name}: does not apply ({entry['reason']})"
+    return f"{name} set {set_text(entry)}"
+
+
+def set_text(entry: dict) -> str:
+    """'[0.097, 0.105] (bounded)', '(−∞, −2] ∪ [3, ∞) (unbounded: …)'."""
     text = " ∪ ".join(f"[{_fmt(lo)}, {_fmt(hi)}]" for lo, hi in entry["set"]) or "∅"
     meaning = {"bounded": "bounded", "unbounded": "unbounded: the instrument cannot rule out any effect size",
                "disjoint": "disjoint pieces", "whole line": "every value: the data say nothing",
                "empty": "empty: every effect is rejected, so the model itself is doubtful"}[entry["shape"]]
-    return f"{name} set {text} ({meaning})"
+    return f"{text} ({meaning})"
 
 
 def _fmt(v: float) -> str:
