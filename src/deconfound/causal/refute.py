@@ -119,9 +119,9 @@ def cell_demeaned(values: np.ndarray, strata: np.ndarray | None) -> np.ndarray:
     so the placebo is judged on within-cell variation only: what is left is independent of the outcome, and
     the placebo effect is centred on zero (without this, the between-cell part of the real effect survives the
     permutation: about β / (independent units per cell))."""
+    values = values.reshape(len(values), -1)
     if strata is None:
         return values - values.mean(axis=0)
-    values = values.reshape(len(values), -1)
     counts = np.bincount(strata).astype(float)
     means = np.column_stack([np.bincount(strata, weights=values[:, j]) / np.maximum(counts, 1)
                              for j in range(values.shape[1])])
