@@ -119,8 +119,8 @@ def run_list() -> None:
                            "created": (j.get("created_at") or "")[:19].replace("T", " "), "note": j["note"]}
                           for j in rows])
     st.dataframe(frame, hide_index=True, width="stretch", key="run_list",
-                 column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0.0,
-                                                                            max_value=1.0)})
+                 column_config={"progress": st.column_config.ProgressColumn("progress", format="percent",
+                                                                            min_value=0.0, max_value=1.0)})
 
 
 st.fragment(run_list, run_every=2 if polling else None)()

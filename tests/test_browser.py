@@ -275,6 +275,9 @@ def test_the_analysts_flow_in_chromium(server, browser_page, tmp_path):
     expect(page.get_by_text("Status: completed").first).to_be_visible(timeout=600_000)
     idle(page)
     expect(page.get_by_test_id("stDataFrame").first).to_contain_text("completed")
+    overlay = page.get_by_test_id("stExpander").filter(has_text="Compare the reward curves of runs")
+    overlay.locator("summary").click()
+    expect(overlay.get_by_test_id("stVegaLiteChart")).to_be_visible()   # the run's RL curves, one panel a method
     # The methods picked stay picked after a reload (the URL keeps them).
     page.reload(wait_until="networkidle")
     expect(methods).to_be_visible()

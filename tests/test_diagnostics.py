@@ -320,7 +320,7 @@ def test_pvalues_are_written_for_people():
     weekday = {"f_stat": 900.0, "df1": 6, "df2": 10**6, "pvalue": 0.0, "share": 0.05, "significant": True,
                "material": True}
     result = TimePatternsResult(applicable=True, outcome="y", timestamp="ts", tests={"weekday": weekday})
-    assert "p = < 1e-300" in result.verdict and "p = 0)" not in result.verdict
+    assert "p < 1e-300" in result.verdict and "p = 0)" not in result.verdict
     shown = readable_pvalues(time_tests_table(result))
     assert shown.loc[0, "p-value"] == "< 1e-300" and shown.loc[0, "F"] == 900.0
     assert time_tests_table(result).loc[0, "p-value"] == 0.0                 # the numbers stay numbers

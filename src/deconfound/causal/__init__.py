@@ -15,7 +15,7 @@ from .charts import (entanglement_chart, estimates_chart, leakage_chart, marker_
 from .corrected import (confounder_part, corrected_columns_table, corrected_sample, deconfounded_outcome,
                         default_column_name, latest_corrected_column, truth_correlations, write_deconfounded_column)
 from .design import Design, build_design, required_columns
-from .diagnostics.config import DiagnosticsConfig, pvalue_text, readable_pvalues
+from .diagnostics.config import DiagnosticsConfig, pvalue_phrase, pvalue_text, readable_pvalues
 from .diagnostics.entanglement import EntanglementResult, entanglement
 from .diagnostics.leakage import (LeakageResult, default_score, default_scores, leakage_candidates, looks_like_id,
                                   standardised_months, temporal_leakage)

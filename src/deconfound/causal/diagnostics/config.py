@@ -66,6 +66,12 @@ def pvalue_text(p) -> str:
     return f"{p:.2g}" if p >= 0.001 else f"{p:.1e}"
 
 
+def pvalue_phrase(p) -> str:
+    """'p = 0.043' or, below the smallest float, 'p < 1e-300' (for sentences)."""
+    text = pvalue_text(p)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
 def readable_pvalues(frame: pd.DataFrame, columns=("p-value", "lift_q", "adjusted_q")) -> pd.DataFrame:
     """A copy of a result table for display with its p-/q-value columns written by `pvalue_text` (the numeric
     table stays what `to_dict()` and the CLI give)."""

@@ -13,7 +13,7 @@ import pandas as pd
 from ...data import Roles, Store, is_numeric, quote_ident
 from ...errors import NotFoundError
 from ...jsonio import jsonable as _jsonable
-from .config import DiagnosticsConfig, pvalue_text, records
+from .config import DiagnosticsConfig, pvalue_phrase, records
 
 
 @dataclass
@@ -43,7 +43,7 @@ class LeakageResult:
                     f"{len(self.months)} months): unless those monthly swings reflect quality, the score has "
                     "picked up the time pattern.")
         return (f"{self.score} does not track the monthly {self.outcome} (r = {self.corr:+.2f} over "
-                f"{len(self.months)} months, p = {pvalue_text(self.pvalue)}).")
+                f"{len(self.months)} months, {pvalue_phrase(self.pvalue)}).")
 
     def summary(self) -> str:
         """The verdict."""

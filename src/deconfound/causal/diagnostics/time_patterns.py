@@ -14,7 +14,7 @@ import pandas as pd
 from ...data import Roles, Store, quote_ident
 from ...jsonio import jsonable as _jsonable
 from ..calendar import WEEKDAYS
-from .config import DiagnosticsConfig, pvalue_text, records
+from .config import DiagnosticsConfig, pvalue_phrase, records
 
 
 @dataclass
@@ -38,7 +38,7 @@ class TimePatternsResult:
         found = [(k, t) for k, t in self.tests.items() if t.get("material")]
         if not found:
             tiny = [k for k, t in self.tests.items() if t.get("significant")]
-            parts = ", ".join(f"{k} p = {pvalue_text(t['pvalue'])}, {t.get('share', 0):.2%} of variance"
+            parts = ", ".join(f"{k} {pvalue_phrase(t['pvalue'])}, {t.get('share', 0):.2%} of variance"
                               for k, t in self.tests.items() if "pvalue" in t)
             if tiny:
                 return (f"The {' and '.join(tiny)} pattern in {self.outcome} is statistically detectable but "
@@ -46,7 +46,7 @@ class TimePatternsResult:
             return (f"No clear weekday or month pattern in {self.outcome} ({parts}): time is unlikely to "
                     "leak into the reward.")
         parts = " and ".join(f"the {k} explains {t['share']:.1%} of its variance (F = {t['f_stat']:.1f}, "
-                             f"p = {pvalue_text(t['pvalue'])})" for k, t in found)
+                             f"{pvalue_phrase(t['pvalue'])})" for k, t in found)
         return (f"{self.outcome} moves with time — {parts}: phrases tied to a day or season can look good "
                 "without being good, so consider time as a confounder or control.")
 
