@@ -21,9 +21,13 @@ PICKER_KEY = "table_picker"    # the sidebar selectbox that shows it
 FLASH_KEY = "_flash"           # messages to show after a st.rerun()
 
 # The sidebar's navigation (Streamlit's own is off in .streamlit/config.toml: it would name the home page "app").
-NAVIGATION = [("app.py", "Home", "🧪"), ("pages/1_Data.py", "1 · Data", "📥"), ("pages/2_Roles.py", "2 · Roles", "🏷️"),
-              ("pages/3_Diagnostics.py", "3 · Diagnostics", "🔍"), ("pages/4_Deconfound.py", "4 · Deconfound", "⚖️"),
-              ("pages/5_Train.py", "5 · Train", "🏋️"), ("pages/6_Compare.py", "6 · Compare", "📊")]
+# Material icons ship with Streamlit's frontend (no emoji font needed, nothing fetched).
+NAVIGATION = [("app.py", "Home", ":material/home:"), ("pages/1_Data.py", "1 · Data", ":material/upload_file:"),
+              ("pages/2_Roles.py", "2 · Roles", ":material/label:"),
+              ("pages/3_Diagnostics.py", "3 · Diagnostics", ":material/troubleshoot:"),
+              ("pages/4_Deconfound.py", "4 · Deconfound", ":material/balance:"),
+              ("pages/5_Train.py", "5 · Train", ":material/model_training:"),
+              ("pages/6_Compare.py", "6 · Compare", ":material/compare:")]
 
 
 def page_setup(title: str, icon: str = "🧪") -> None:
