@@ -28,11 +28,14 @@ def time_chart(frame: pd.DataFrame, title: str, outcome: str, sort: list | None 
     import altair as alt
     months = len(frame) > 0 and frame["level"].astype(str).str.match(MONTH_LEVEL).all()
     if months:
-        frame = frame.assign(date=pd.to_datetime(frame["level"].astype(str) + "-01"))
+        date = pd.to_datetime(frame["level"].astype(str) + "-01")
+        # A bar spans its month; its error bar stands in the middle of it (the 15th).
+        frame = frame.assign(date=date, middle=date + pd.Timedelta(days=14))
         x = alt.X("yearmonth(date):T", title=title,
                   axis=alt.Axis(format="%b %Y", labelAngle=0, labelOverlap=True, labelSeparation=8, tickCount=12))
+        x_error = alt.X("middle:T", title=title)
     else:
-        x = alt.X("level:N", sort=sort, title=title, axis=alt.Axis(labelAngle=0))
+        x = x_error = alt.X("level:N", sort=sort, title=title, axis=alt.Axis(labelAngle=0))
     base = alt.Chart(frame).encode(x=x)
     # Both layers share one y axis with one title: left to itself Vega-Lite joins the layers' titles into one
     # long title ("mean y, mean y (95% CI)") that the chart's height then cuts.
@@ -41,7 +44,7 @@ def time_chart(frame: pd.DataFrame, title: str, outcome: str, sort: list | None 
         y=alt.Y("mean:Q", title=f"mean {outcome}", scale=alt.Scale(zero=False), axis=axis),
         tooltip=["level", "n", alt.Tooltip("mean:Q", format=".4f"), alt.Tooltip("ci_low:Q", format=".4f"),
                  alt.Tooltip("ci_high:Q", format=".4f")])
-    errors = base.mark_errorbar().encode(y=alt.Y("ci_low:Q", title=f"mean {outcome} (95% CI)", axis=axis),
+    errors = base.mark_errorbar().encode(x=x_error, y=alt.Y("ci_low:Q", title=f"mean {outcome} (95% CI)", axis=axis),
                                          y2="ci_high:Q")
     return (bars + errors).properties(height=260)
 
