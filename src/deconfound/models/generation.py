@@ -97,10 +97,13 @@ def generate(model_path, contexts: list[str], *, seed: int, max_new_tokens: int 
 def generate_with_stats(model_path, contexts: list[str], *, seed: int, max_new_tokens: int = 24,
                         temperature: float = 1.0, top_p: float = 1.0, batch_size: int = 32, progress=None,
                         style: PromptStyle | None = None, stage: str = "generate", device: str | None = None,
-                        precision: str | None = "auto", model=None, tokenizer=None) -> GenerationResult:
+                        precision: str | None = "auto", model=None, tokenizer=None,
+                        row_ids: list[int] | None = None) -> GenerationResult:
     """`generate`, returning a `GenerationResult` with timings. progress(stage, done, total, metrics)
     is called after each batch. `precision` ('auto', 'bf16', 'fp32'; see `loading.resolve_precision`)
-    chooses the dtype a model loaded here computes in."""
+    chooses the dtype a model loaded here computes in. `row_ids`: each context's position in the whole
+    list when these contexts are one process's share of it (it seeds the row's random stream: the shares
+    together give one process's texts)."""
     import torch
     from transformers import GenerationConfig
 
@@ -123,7 +126,8 @@ def generate_with_stats(model_path, contexts: list[str], *, seed: int, max_new_t
         rows = order[first:first + batch_size]
         batch = tokenizer([prompts[i] for i in rows], return_tensors="pt", padding=True,
                           add_special_tokens=False).to(model_device)
-        sampler = SeededSampler([row_seed(seed, i) for i in rows], temperature, top_p, model_device)
+        sampler = SeededSampler([row_seed(seed, i if row_ids is None else row_ids[i]) for i in rows], temperature,
+                                top_p, model_device)
         with torch.inference_mode():
             output = model.generate(**batch, generation_config=config, logits_processor=[sampler])
         new_tokens = output[:, batch["input_ids"].shape[1]:]

@@ -40,8 +40,17 @@ def generate_frame(models: dict[str, Path], prompts: pd.DataFrame, seeds: list[i
                    temperature: float = 1.0, batch_size: int = 32, partial_dir: Path | None = None,
                    progress=None, precision: str | None = "auto") -> pd.DataFrame:
     """Generations of every model for every prompt and seed: columns prompt_id, context, model, seed, text.
-    With `partial_dir`, each (model, seed) is saved there as it finishes and reused on a resume."""
-    from ..models import generate
+    With `partial_dir`, each (model, seed) is saved there as it finishes and reused on a resume.
+
+    Under several processes (accelerate launch) each writes its share of the prompts (dealt out by length, so
+    the shares cost alike) and the shares are gathered after each (model, seed): every process returns the
+    whole frame, rows in the prompts' order, and only the main one saves the partial files. Each prompt's
+    random stream is seeded by its position in `prompts`, so the texts equal a single process's."""
+    from ..models import all_gather_objects, generate, shard, world
+    rank, size = world()
+    contexts = prompts["context"].astype(str).tolist()
+    by_length = sorted(range(len(contexts)), key=lambda i: len(contexts[i])) if size > 1 else None
+    mine = shard(len(contexts), rank, size, order=by_length)  # alone: every prompt, in order
     frames = []
     jobs_total = len(models) * len(seeds)
     done = 0
@@ -54,12 +63,14 @@ def generate_frame(models: dict[str, Path], prompts: pd.DataFrame, seeds: list[i
                 def inner(stage, step, total, metrics, _done=done):
                     if progress:
                         progress("generate", _done * max(total, 1) + step, jobs_total * max(total, 1), {})
-                texts = generate(path, prompts["context"].tolist(), seed=int(seed), max_new_tokens=max_new_tokens,
+                texts = generate(path, [contexts[i] for i in mine], seed=int(seed), max_new_tokens=max_new_tokens,
                                  temperature=temperature, batch_size=batch_size, progress=inner,
-                                 precision=precision)
+                                 precision=precision, row_ids=mine if size > 1 else None)
+                if size > 1:
+                    texts = _merge_shares(all_gather_objects((mine, texts)), len(contexts))
                 frame = pd.DataFrame({"prompt_id": prompts["prompt_id"].to_numpy(), "context": prompts["context"],
                                       "model": name, "seed": int(seed), "text": texts})
-                if partial is not None:
+                if partial is not None and rank == 0:
                     partial.parent.mkdir(parents=True, exist_ok=True)
                     tmp = partial.with_name(f".{partial.name}.tmp")
                     frame.to_csv(tmp, index=False)
@@ -70,6 +81,18 @@ def generate_frame(models: dict[str, Path], prompts: pd.DataFrame, seeds: list[i
                 progress("generate", done, jobs_total, {})
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=["prompt_id", "context", "model", "seed", "text"])
+
+
+def _merge_shares(shares: list[tuple[list[int], list[str]]], n: int) -> list[str]:
+    """The processes' (positions, texts) shares back in position order; every position exactly once."""
+    texts: list[str | None] = [None] * n
+    for positions, part in shares:
+        for i, text in zip(positions, part):
+            texts[i] = text
+    missing = [i for i, t in enumerate(texts) if t is None]
+    if missing:
+        raise DeconfoundError(f"the processes' generations miss {len(missing)} of {n} prompts (first: {missing[0]})")
+    return texts
 
 
 # ------------------------------------------------------------------ generating from a finished run
