@@ -1,5 +1,5 @@
 """One job on several processes (accelerate launch, gloo on CPU): the exact command the Train page shows runs
-a run folder to completion with one writer; cancel stops every process and resume continues from the RL
+a run folder's SFT, RL and DPO stages to completion with one writer; cancel stops every process and resume continues from the RL
 checkpoint on as many processes; one dying process fails the job without hanging; a laptop's run folder runs
 elsewhere with `train --config` and comes back for Compare; evaluation generations split across processes
 equal one process's; bad process counts, a missing accelerate and the gpu preset without CUDA are refused in
@@ -34,6 +34,7 @@ TINY = {"methods": "naive,deconfounded", "model.tiny_layers": 2, "model.tiny_wid
         "sft.max_steps": 6, "sft.batch_size": 8, "sft.save_steps": 3,
         "rl.max_steps": 8, "rl.prompts_per_step": 2, "rl.num_generations": 4, "rl.max_completion_length": 8,
         "rl.save_steps": 2, "rl.learning_rate": 1e-3, "n_eval_prompts": 30, "gen_max_new_tokens": 8, "threads": 2}
+DPO = {"run_dpo": True, "dpo.max_steps": 4, "dpo.batch_size": 4, "dpo_prompts": 12}
 WAIT_S = 420
 
 
@@ -152,6 +153,22 @@ def test_cli_refuses_bad_processes_without_leaving_a_job(sim_store, capsys):
     assert "--processes must be at least 1" in capsys.readouterr().err
 
 
+def test_train_page_refuses_bad_launches_in_one_sentence(sim_store):
+    from streamlit.testing.v1 import AppTest
+    before = {j["id"] for j in runs.list_jobs()}
+    at = AppTest.from_file(str(ROOT / "pages" / "5_Train.py"), default_timeout=60).run()
+    at.multiselect(key="train_methods").set_value(["naive"]).run()
+    at.number_input(key="train_processes").set_value(runs.cpu_cores() + 1).run()
+    at.button(key="launch").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("more than this machine can run" in e.value for e in at.error)
+    at.number_input(key="train_processes").set_value(1).run()
+    at.radio(key="train_preset").set_value("gpu").run()
+    at.button(key="launch").click().run()
+    assert any("gpu preset is sized for a CUDA GPU" in e.value for e in at.error)
+    assert {j["id"] for j in runs.list_jobs()} == before  # no run folder made for a launch that was refused
+
+
 def test_resume_defaults_to_the_last_process_count(sim_store):
     job = tiny_job(sim_store)
     assert runs.job_processes_count(job.id) == 1  # never started
@@ -189,7 +206,7 @@ def test_shares_of_the_prompts_generate_what_one_process_does(tmp_path):
 @pytest.mark.slow
 def test_the_train_pages_command_runs_the_job_on_two_processes(sim_store, monkeypatch):
     from streamlit.testing.v1 import AppTest
-    job = tiny_job(sim_store)
+    job = tiny_job(sim_store, **DPO)
     at = AppTest.from_file(str(ROOT / "pages" / "5_Train.py"), default_timeout=60).run()
     at.number_input(key="train_processes").set_value(2).run()
     at.selectbox(key="train_run").set_value(job.id).run()
@@ -202,13 +219,14 @@ def test_the_train_pages_command_runs_the_job_on_two_processes(sim_store, monkey
                               timeout=WAIT_S)
     status = runs.job_status(job.id)
     assert done.returncode == 0 and status["state"] == "completed", status
-    models = ["base", "sft", "rl_naive", "rl_deconfounded"]
+    models = ["base", "sft", "rl_naive", "rl_deconfounded", "dpo_naive", "dpo_deconfounded"]
     assert status["summary"]["models"] == models
     log = job.folder.log_path.read_text()
     assert "as process 1 of 2" in log and "process group joined (gloo backend)" in log
     assert "process rank 1 finished its part of the run" in log
     for stage, steps in (("sft", TINY["sft.max_steps"]), ("rl/naive", TINY["rl.max_steps"]),
-                         ("rl/deconfounded", TINY["rl.max_steps"])):
+                         ("rl/deconfounded", TINY["rl.max_steps"]), ("dpo/naive", DPO["dpo.max_steps"]),
+                         ("dpo/deconfounded", DPO["dpo.max_steps"])):
         one_metrics_stream(job.folder, stage, steps)
     assert [j["id"] for j in runs.list_jobs()].count(job.id) == 1
     # The models load and write like a single process's; the evaluation texts, split across the two processes,
