@@ -39,6 +39,11 @@ def world() -> tuple[int, int]:
     return _env_int("RANK", default=0), max(1, _env_int("WORLD_SIZE", default=1))
 
 
+def joined() -> bool:
+    """Whether this process is in a process group (collectives work); False alone or before `init_distributed`."""
+    return _initialized()
+
+
 def local_world_size() -> int:
     """Processes of this job on this machine (threads and GPUs are shared among them)."""
     return max(1, _env_int("LOCAL_WORLD_SIZE", default=1))

@@ -46,8 +46,8 @@ def generate_frame(models: dict[str, Path], prompts: pd.DataFrame, seeds: list[i
     the shares cost alike) and the shares are gathered after each (model, seed): every process returns the
     whole frame, rows in the prompts' order, and only the main one saves the partial files. Each prompt's
     random stream is seeded by its position in `prompts`, so the texts equal a single process's."""
-    from ..models import all_gather_objects, generate, shard, world
-    rank, size = world()
+    from ..models import all_gather_objects, generate, joined, shard, world
+    rank, size = world() if joined() else (0, 1)  # only processes that can gather split the prompts
     contexts = prompts["context"].astype(str).tolist()
     by_length = sorted(range(len(contexts)), key=lambda i: len(contexts[i])) if size > 1 else None
     mine = shard(len(contexts), rank, size, order=by_length)  # alone: every prompt, in order
