@@ -12,6 +12,7 @@
 #   bash bench/gpu_check.sh --dry-run        # CPU only: a tiny model through the same code path (what the tests run);
 #                                            # writes bench/results/gpu_dryrun.md instead
 #   options: --out FILE.md   --budget-s SECONDS (default 480: the job is cancelled there)   --set KEY=VALUE (repeat)
+#   The run folder stays in ${TMPDIR:-/tmp}/gpu_check.*/ (its path is in the report).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,7 +29,7 @@ while [[ $# -gt 0 ]]; do
     --budget-s) BUDGET_S="$2"; shift ;;
     --processes) PROCESSES="$2"; shift ;;
     --set) SETS+=("$2"); shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "gpu_check.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
