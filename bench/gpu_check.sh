@@ -29,7 +29,7 @@ while [[ $# -gt 0 ]]; do
     --budget-s) BUDGET_S="$2"; shift ;;
     --processes) PROCESSES="$2"; shift ;;
     --set) SETS+=("$2"); shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "gpu_check.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
