@@ -2,7 +2,7 @@
 """Two CPU processes against one on the smoke preset's RL stage: speed ratio, total wall time, and whether the
 results match (reward curves side by side with the same seeds, held-out quality of the RL models).
 
-    python bench/bench_processes.py                 # full: the preset's 220 SFT steps once, then 40 RL steps, 2 repetitions
+    python bench/bench_processes.py                 # full: the preset's SFT once, then 40 RL steps, 2 repetitions
     python bench/bench_processes.py --quick         # a check that it works: 40 SFT steps, 8 RL steps, 1 repetition
                                                     # (12.3 min on a 2-core VM shared with other jobs, load 5-8)
     python bench/bench_processes.py --start-from RUN_DIR   # reuse a smoke run's SFT model (skips the set-up run)
@@ -100,7 +100,8 @@ def write_results(payload: dict, out_dir: Path) -> Path:
     lines = ["# Two CPU processes vs one (smoke RL stage)", "",
              f"Run {payload['date']} on {machine['platform']}, {machine['cpu_count']} cores ({machine['processor']}); "
              f"torch {machine.get('torch')}; commit {payload['commit']['commit'] or '?'}"
-             f"{' (uncommitted changes)' if payload['commit']['dirty'] else ''}; load average {payload['load_start']:.1f} "
+             f"{' (uncommitted changes)' if payload['commit']['dirty'] else ''}; "
+             f"load average {payload['load_start']:.1f} "
              f"at the start, {payload['load_end']:.1f} at the end (above the core count = other work shared the CPU); "
              f"{payload['bench_s'] / 60:.1f} min in all.", "",
              f"Command: `{payload['command']}`. Method `{payload['method']}`, {payload['rl_steps']} RL steps, "
@@ -108,7 +109,8 @@ def write_results(payload: dict, out_dir: Path) -> Path:
              "both (1 process: 4 prompts x 4; 2 processes: 2 prompts x 4 each); threads: "
              f"{payload['threads']} for the job (2 processes: {max(1, payload['threads'] // 2)} each).", "",
              "| | 1 process | 2 processes | ratio (1 / 2) |", "|---|---|---|---|",
-             f"| RL stage, s (median) | {med(one, 'rl_stage_s'):.1f} | {med(two, 'rl_stage_s'):.1f} | {ratio_stage:.2f} |",
+             f"| RL stage, s (median) | {med(one, 'rl_stage_s'):.1f} | {med(two, 'rl_stage_s'):.1f} | "
+             f"{ratio_stage:.2f} |",
              f"| s per RL step (median) | {med(one, 'median_step_s'):.3f} | {med(two, 'median_step_s'):.3f} | "
              f"{ratio_step:.2f} |",
              f"| whole job wall, s (median) | {med(one, 'wall_s'):.1f} | {med(two, 'wall_s'):.1f} | {ratio_wall:.2f} |",

@@ -71,7 +71,7 @@ processes = int(st.number_input(
          "under “Run it on a GPU machine or a cluster”."))
 if st.button("Launch", type="primary", key="launch", disabled=config is None):
     with user_errors("Launching the run"):
-        runs.check_processes(processes, config.preset)  # before the run folder exists: nothing left behind
+        runs.check_processes(processes, config.preset, config.rl.algorithm)  # before the run folder exists
         job = runs.create_job(config, store=store)
         runs.start_job(job.id, num_processes=processes)
         st.session_state["train_run"] = job.id  # the live panel follows the new run

@@ -35,8 +35,8 @@ def free_port() -> int:
 
 def tool_env(**extra) -> dict:
     """This checkout's sources first, the venv's scripts (deconfound, accelerate) on PATH."""
-    return dict(os.environ) | {"PYTHONPATH": str(ROOT / "src"), "PATH": f"{VENV / 'bin'}{os.pathsep}{os.environ['PATH']}",
-                               "PYTHON": sys.executable} | extra
+    path = f"{VENV / 'bin'}{os.pathsep}{os.environ['PATH']}"
+    return dict(os.environ) | {"PYTHONPATH": str(ROOT / "src"), "PATH": path, "PYTHON": sys.executable} | extra
 
 
 # ------------------------------------------------------------------ the cluster files
@@ -53,15 +53,16 @@ def test_accelerate_reads_the_cluster_configs_as_documented():
     ds = json.loads(ds_file.read_text())
     assert ds["zero_optimization"]["stage"] == 2
     # Batch, accumulation and precision come from the run's TrainingArguments, not from a second source.
-    assert {ds[k] for k in ("train_micro_batch_size_per_gpu", "gradient_accumulation_steps", "train_batch_size")} == {"auto"}
+    batch_keys = ("train_micro_batch_size_per_gpu", "gradient_accumulation_steps", "train_batch_size")
+    assert {ds[k] for k in batch_keys} == {"auto"}
     assert ds["bf16"]["enabled"] == "auto"
     assert subprocess.run(["bash", "-n", str(CLUSTER / "slurm_train.sbatch")]).returncode == 0
 
 
 def test_docs_name_what_ran_here_and_what_did_not():
     text = (ROOT / "docs" / "CLUSTER.md").read_text()
-    for name in ("slurm_train.sbatch", "accelerate_multinode.yaml", "deepspeed_zero2.json", "accelerate_deepspeed_zero2.yaml",
-                 "deconfound train --config", "Executed here", "Not executed here"):
+    for name in ("slurm_train.sbatch", "accelerate_multinode.yaml", "deepspeed_zero2.json",
+                 "accelerate_deepspeed_zero2.yaml", "deconfound train --config", "Executed here", "Not executed here"):
         assert name in text, name
 
 
@@ -84,7 +85,8 @@ def test_slurm_template_runs_a_laptop_folder_on_two_simulated_nodes(tmp_path, mo
     (shims / "scontrol").write_text('#!/bin/bash\nfor i in $(seq "$SLURM_NNODES"); do echo 127.0.0.1; done\n')
     (shims / "srun").write_text(
         '#!/bin/bash\nwhile [[ "$1" == --* ]]; do shift; done\npids=()\n'
-        'for ((i = 0; i < SLURM_NNODES; i++)); do SLURM_NODEID=$i "$@" > "$SHIM_LOGS/node$i.txt" 2>&1 & pids+=($!); done\n'
+        'for ((i = 0; i < SLURM_NNODES; i++)); do\n'
+        '  SLURM_NODEID=$i "$@" > "$SHIM_LOGS/node$i.txt" 2>&1 & pids+=($!)\ndone\n'
         'rc=0; for p in "${pids[@]}"; do wait "$p" || rc=$?; done; exit $rc\n')
     for shim in shims.iterdir():
         shim.chmod(0o755)
@@ -127,7 +129,8 @@ def test_gpu_preset_is_sized_for_one_large_gpu(tmp_path):
     store.save_roles("sim", DEMO_ROLES)
     config = runs.preset_config("gpu", "sim", store=store)
     assert config.gen_batch_size == 256 and config.threads is None and config.n_eval_prompts == 3000
-    assert (config.sft.batch_size, config.sft.learning_rate, config.sft.lora_r, config.sft.lora_alpha) == (32, 2e-4, 16, 32)
+    sft = config.sft
+    assert (sft.batch_size, sft.learning_rate, sft.lora_r, sft.lora_alpha) == (32, 2e-4, 16, 32)
     rl = rl_config(RLSettings.for_preset("gpu"), tmp_path)
     assert rl.per_device_train_batch_size == 128 and rl.per_device_train_batch_size % rl.num_generations == 0
     assert runs.preset_config("smoke", "sim", store=store).gen_batch_size == 32  # the other presets are unchanged

@@ -1,5 +1,6 @@
 """One job on several processes (accelerate launch, gloo on CPU): the exact command the Train page shows runs
-a run folder's SFT, RL and DPO stages to completion with one writer; cancel stops every process and resume continues from the RL
+a run folder's SFT, RL and DPO stages to completion with one writer; cancel stops every process and resume
+continues from the RL
 checkpoint on as many processes; one dying process fails the job without hanging; a laptop's run folder runs
 elsewhere with `train --config` and comes back for Compare; evaluation generations split across processes
 equal one process's; bad process counts, a missing accelerate and the gpu preset without CUDA are refused in
@@ -102,7 +103,8 @@ def test_commands_start_several_local_processes(sim_store):
                                               f"-m deconfound.worker {job.run_dir}")
     assert runs.launch_command(job.id, 1, resume=True) == f"python -m deconfound.worker {job.run_dir} --resume"
     # The cluster command is unchanged (several GPUs: accelerate turns multi-GPU on by itself).
-    assert runs.accelerate_command(job.id, 4) == f"accelerate launch --num_processes 4 -m deconfound.worker {job.run_dir}"
+    cluster = runs.accelerate_command(job.id, 4)
+    assert cluster == f"accelerate launch --num_processes 4 -m deconfound.worker {job.run_dir}"
 
 
 def test_bad_process_counts_are_refused_in_one_sentence(sim_store, monkeypatch):
@@ -118,6 +120,9 @@ def test_bad_process_counts_are_refused_in_one_sentence(sim_store, monkeypatch):
     assert runs.check_processes(2) == 2
     with pytest.raises(DeconfoundError, match=r"it has 2 GPU\(s\), so choose at most 2"):
         runs.check_processes(3)
+    with pytest.raises(DeconfoundError, match="sample_rank RL algorithm runs in one process"):
+        runs.check_processes(2, rl_algorithm="sample_rank")
+    assert runs.check_processes(1, rl_algorithm="sample_rank") == 1
     monkeypatch.setattr(jobs_module, "accelerate_installed", lambda: False)
     with pytest.raises(DeconfoundError, match="needs the accelerate package.*or use 1 process"):
         runs.check_processes(2)

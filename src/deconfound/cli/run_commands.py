@@ -102,7 +102,7 @@ def cmd_train(args) -> int:
              f"or with accelerate: {cluster}\nthen copy the run folder back into {job.run_dir.parent}")
         return 0
     try:
-        runs.check_processes(args.processes, config.preset)
+        runs.check_processes(args.processes, config.preset, config.rl.algorithm)
     except Exception:
         shutil.rmtree(job.run_dir, ignore_errors=True)  # nothing ran: no job left behind in the list
         raise

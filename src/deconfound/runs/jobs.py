@@ -34,6 +34,7 @@ FINAL_STATES = ("completed", "failed", "cancelled")
 CANCEL_GRACE_S = 10.0  # SIGTERM lets the worker stop at its next step; after this, SIGKILL
 CANCEL_FILE = "cancel.json"  # written by cancel_job before it signals; removed by the next start
 GPU_PRESET_ON_CPU_ENV = "DECONFOUND_GPU_PRESET_ON_CPU"
+SINGLE_PROCESS_RL = ("sample_rank",)  # its sampling, round state and final copy are not split across processes yet
 GPU_PRESET_NEEDS_CUDA = ("the gpu preset is sized for a CUDA GPU and torch sees none on this machine, so it would run "
                          "for many hours on the CPU: choose the cpu preset, or prepare the run folder here "
                          "(`deconfound train ... --prepare`) and run it on a GPU machine (docs/CLUSTER.md)")
@@ -186,11 +187,18 @@ def launch_command(job_id: str, num_processes: int = 1, resume: bool = False, ru
     return shlex.join(argv)
 
 
-def check_processes(num_processes, preset: str | None = None) -> int:
+def check_rl_algorithm(num_processes: int, rl_algorithm: str | None) -> None:
+    """Refuse an RL algorithm that runs in one process only when the job has several."""
+    if num_processes > 1 and rl_algorithm in SINGLE_PROCESS_RL:
+        raise DeconfoundError(f"the {rl_algorithm} RL algorithm runs in one process (it samples and saves outside "
+                              f"the trainer): use 1 process, or rl.algorithm grpo or rloo for {num_processes}")
+
+
+def check_processes(num_processes, preset: str | None = None, rl_algorithm: str | None = None) -> int:
     """`num_processes` as an int once it is one this machine can run (else a one-sentence DeconfoundError):
     at least 1; accelerate installed for more; at most one per GPU where CUDA is visible, else one per CPU
-    core. Also refuses the gpu preset where torch sees no CUDA device (hours on a CPU), unless
-    $DECONFOUND_GPU_PRESET_ON_CPU=1 (bench/gpu_check.sh --dry-run runs it shrunk on a CPU)."""
+    core; an RL algorithm that runs in several processes. Also refuses the gpu preset where torch sees no
+    CUDA device (hours on a CPU), unless $DECONFOUND_GPU_PRESET_ON_CPU=1 (bench/gpu_check.sh --dry-run)."""
     try:
         n = int(num_processes)
     except (TypeError, ValueError):
@@ -198,6 +206,7 @@ def check_processes(num_processes, preset: str | None = None) -> int:
     if n is None or n != num_processes or n < 1:
         raise DeconfoundError(f"processes must be a whole number of at least 1 (got {num_processes!r}); 1 runs the "
                               "worker alone")
+    check_rl_algorithm(n, rl_algorithm)
     if n > 1 and not accelerate_installed():
         raise DeconfoundError(f"running {n} processes needs the accelerate package, which is not installed here: "
                               "`pip install 'accelerate>=1.0'`, or use 1 process")
@@ -226,7 +235,8 @@ def start_job(job_id: str, detach: bool = True, resume: bool = False, num_proces
     if status.get("state") in ACTIVE_STATES and worker_alive(job.id, folder):
         raise DeconfoundError(f"job {job.id} is already {status['state']}: cancel it first or wait for it "
                               "to finish")
-    num_processes = check_processes(num_processes, folder.config().get("preset"))
+    config = folder.config()
+    num_processes = check_processes(num_processes, config.get("preset"), (config.get("rl") or {}).get("algorithm"))
     (job.run_dir / CANCEL_FILE).unlink(missing_ok=True)  # an earlier cancel is not this start's
     argv = worker_command(job.run_dir, resume=resume, num_processes=num_processes)
     # Written before the spawn: once the worker runs, status.json is the worker's alone.
