@@ -44,7 +44,8 @@ fi
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/gpu_check.XXXXXX")"
 export DECONFOUND_HOME="$WORK/home" DECONFOUND_DB="$WORK/home/studio.duckdb"
-export PYTHONPATH="$ROOT/src${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+export PYTHONPATH="$ROOT/src${PYTHONPATH:+:$PYTHONPATH}"
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 SAMPLER_PID=""
 cleanup() { [[ -n "$SAMPLER_PID" ]] && kill "$SAMPLER_PID" 2>/dev/null || true; }
 trap cleanup EXIT
@@ -154,13 +155,16 @@ for method in config.methods:
     if path.is_file():
         summary = json.loads(path.read_text())
         seconds = [h["step_seconds"] for h in summary["history"] if h.get("step_seconds")]
-        rl[method] = {"steps": summary["steps"], "median_step_s": round(statistics.median(seconds), 3) if seconds else None,
+        rl[method] = {"steps": summary["steps"],
+                      "median_step_s": round(statistics.median(seconds), 3) if seconds else None,
                       "completions_per_step": config.rl.prompts_per_step * config.rl.num_generations * processes}
 generate = next((s for s in stages if s["stage"] == "generate"), None)
 gen_rate = round(generate["rows"] / generate["seconds"], 1) if generate and generate.get("seconds") else None
-samples = [float(x) for x in (work / "gpu_memory.csv").read_text().split()] if (work / "gpu_memory.csv").is_file() else []
+memory_log = work / "gpu_memory.csv"
+samples = [float(x) for x in memory_log.read_text().split()] if memory_log.is_file() else []
 device_peak_gb = round(max(samples) / 1024, 2) if samples else None
-commit = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
+commit = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=root, capture_output=True,
+                        text=True).stdout.strip()
 dirty = bool(subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True).stdout.strip())
 met = status["state"] == "completed" and wall <= 480 and not dry_run
 result = {"mode": "cpu dry run" if dry_run else "gpu", "state": status["state"], "message": status.get("message"),
@@ -175,7 +179,8 @@ result = {"mode": "cpu dry run" if dry_run else "gpu", "state": status["state"],
 title = "GPU check" + (" — CPU dry run (tiny model, same code path; NOT a GPU measurement)" if dry_run else "")
 gpu = f"{env.get('gpu')} ({env.get('gpu_memory_gb')} GB, bf16 {env.get('bf16')})" if cuda else "none (CPU)"
 lines = [f"# {title}", "",
-         f"Run {result['date']} on {platform.platform()}, {env['cpu_cores']} CPU cores, GPU: {gpu}; torch {env['torch']} "
+         f"Run {result['date']} on {platform.platform()}, {env['cpu_cores']} CPU cores, GPU: {gpu}; "
+         f"torch {env['torch']} "
          f"(CUDA {env['cuda_version']}), accelerate {env['accelerate']}, trl {env['trl']}, transformers "
          f"{env['transformers']}, peft {env['peft']}; commit {result['commit']}; load average at the end "
          f"{result['load_average'][0]:.1f}. nvidia-smi: {env['nvidia_smi']}.", "",
@@ -192,7 +197,8 @@ lines += ["", "| RL method | steps | median s/step | completions/step |", "|---|
 lines += [f"| {m} | {v['steps']} | {v['median_step_s']} | {v['completions_per_step']} |" for m, v in rl.items()]
 lines += ["", f"- generations: {result['generations']} in the generate stage, {gen_rate} per second (model loads "
               "included)",
-          f"- whole-device memory peak (nvidia-smi, every 0.5 s): {device_peak_gb if device_peak_gb is not None else '—'} GB",
+          "- whole-device memory peak (nvidia-smi, every 0.5 s): "
+          f"{device_peak_gb if device_peak_gb is not None else '—'} GB",
           f"- state message: {status.get('message')}", "",
           "Reproduce: `bash bench/gpu_check.sh" + (" --dry-run" if dry_run else "") + "` (results in "
           f"{'bench/results/gpu_dryrun.md' if dry_run else 'bench/results/gpu.md'})."]
