@@ -183,26 +183,23 @@ def test_resume_defaults_to_the_last_process_count(sim_store):
 
 
 def test_shares_of_the_prompts_generate_what_one_process_does(tmp_path):
-    """Known answer for the split: each process's share, seeded by the prompts' positions and merged back,
-    gives exactly the texts of one process over all prompts (batches and order differ)."""
-    from deconfound.models import ModelSpec, generate, resolve_model_path, shard
+    """Known answer for the split: each process's share — whole batches of the single-process plan, dealt out
+    in turn — merged back gives exactly the texts of one process, in bf16 as in fp32 (same batches, same
+    padding, same per-prompt seeds)."""
+    from deconfound.models import ModelSpec, generate, generate_with_stats, resolve_model_path
     from deconfound.runs.trained import _merge_shares
     frame = simulate(scenario="entangled", n=120, seed=3)
     corpus = frame["context"].tolist() + frame["text"].tolist()
     model = resolve_model_path(ModelSpec(name="tiny", tiny_layers=1, tiny_width=32, tiny_vocab=600), corpus=corpus,
                                out_dir=tmp_path / "tiny")
     contexts = frame["context"].tolist()[:23]
-    alone = generate(model, contexts, seed=5, max_new_tokens=6, batch_size=8)
-    by_length = sorted(range(len(contexts)), key=lambda i: len(contexts[i]))
-    shares = []
-    for rank in range(3):
-        mine = shard(len(contexts), rank, 3, order=by_length)
-        shares.append((mine, generate(model, [contexts[i] for i in mine], seed=5, max_new_tokens=6, batch_size=4,
-                                      row_ids=mine)))
-    assert sorted(i for mine, _ in shares for i in mine) == list(range(len(contexts)))
-    assert _merge_shares(shares, len(contexts)) == alone
-    unseeded = generate(model, [contexts[i] for i in shares[1][0]], seed=5, max_new_tokens=6, batch_size=4)
-    assert unseeded != shares[1][1]  # without the positions the share would sample other texts
+    for precision in ("fp32", "bf16"):
+        alone = generate(model, contexts, seed=5, max_new_tokens=6, batch_size=4, precision=precision)
+        shares = [generate_with_stats(model, contexts, seed=5, max_new_tokens=6, batch_size=4, precision=precision,
+                                      share=(rank, 3)) for rank in range(3)]
+        assert [len(s.texts) for s in shares] == [8, 8, 7]  # 6 batches of 4 (the last of 3), two per process
+        assert sorted(i for s in shares for i in s.positions) == list(range(len(contexts)))
+        assert _merge_shares([(s.positions, s.texts) for s in shares], len(contexts)) == alone, precision
     with pytest.raises(DeconfoundError, match="miss 1 of"):
         _merge_shares([(list(range(22)), alone[:22])], len(contexts))
 

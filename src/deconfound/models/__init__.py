@@ -10,7 +10,7 @@ models here) and `train`.
 """
 
 from .distributed import (all_gather_objects, barrier, init_distributed, is_main_process, joined, local_world_size,
-                          shard, world)
+                          world)
 from .generation import GenerationResult, first_line, generate, generate_with_stats, row_seed
 from .loading import (ADAPTER_BASE_FILE, PRECISIONS, adapter_base_path, cpu_has_bf16, is_adapter_folder, load_generator,
                       load_tokenizer, lora_config, pick_device, record_adapter_base, resolve_precision, save_merged,

@@ -85,10 +85,3 @@ def all_gather_objects(value) -> list:
     out = [None] * dist.get_world_size()
     dist.all_gather_object(out, value)
     return out
-
-
-def shard(n: int, rank: int, size: int, order: list[int] | None = None) -> list[int]:
-    """This process's share of n items: every size-th position of `order` (default 0..n-1), starting at rank.
-    Dealing out a length-sorted order keeps the processes' work (tokens) alike."""
-    order = list(range(n)) if order is None else list(order)
-    return order[rank::size]

@@ -42,15 +42,13 @@ def generate_frame(models: dict[str, Path], prompts: pd.DataFrame, seeds: list[i
     """Generations of every model for every prompt and seed: columns prompt_id, context, model, seed, text.
     With `partial_dir`, each (model, seed) is saved there as it finishes and reused on a resume.
 
-    Under several processes (accelerate launch) each writes its share of the prompts (dealt out by length, so
-    the shares cost alike) and the shares are gathered after each (model, seed): every process returns the
-    whole frame, rows in the prompts' order, and only the main one saves the partial files. Each prompt's
-    random stream is seeded by its position in `prompts`, so the texts equal a single process's."""
-    from ..models import all_gather_objects, generate, joined, shard, world
+    Under several processes (accelerate launch) each writes its share of the prompts — whole batches of the
+    single-process plan, dealt out in turn (`models.generate_with_stats(share=...)`) — and the shares are
+    gathered after each (model, seed): every process returns the whole frame, rows in the prompts' order,
+    and only the main one saves the partial files. The texts equal a single process's."""
+    from ..models import all_gather_objects, generate_with_stats, joined, world
     rank, size = world() if joined() else (0, 1)  # only processes that can gather split the prompts
     contexts = prompts["context"].astype(str).tolist()
-    by_length = sorted(range(len(contexts)), key=lambda i: len(contexts[i])) if size > 1 else None
-    mine = shard(len(contexts), rank, size, order=by_length)  # alone: every prompt, in order
     frames = []
     jobs_total = len(models) * len(seeds)
     done = 0
@@ -63,11 +61,12 @@ def generate_frame(models: dict[str, Path], prompts: pd.DataFrame, seeds: list[i
                 def inner(stage, step, total, metrics, _done=done):
                     if progress:
                         progress("generate", _done * max(total, 1) + step, jobs_total * max(total, 1), {})
-                texts = generate(path, [contexts[i] for i in mine], seed=int(seed), max_new_tokens=max_new_tokens,
-                                 temperature=temperature, batch_size=batch_size, progress=inner,
-                                 precision=precision, row_ids=mine if size > 1 else None)
+                result = generate_with_stats(path, contexts, seed=int(seed), max_new_tokens=max_new_tokens,
+                                             temperature=temperature, batch_size=batch_size, progress=inner,
+                                             precision=precision, share=(rank, size) if size > 1 else None)
+                texts = result.texts
                 if size > 1:
-                    texts = _merge_shares(all_gather_objects((mine, texts)), len(contexts))
+                    texts = _merge_shares(all_gather_objects((result.positions, result.texts)), len(contexts))
                 frame = pd.DataFrame({"prompt_id": prompts["prompt_id"].to_numpy(), "context": prompts["context"],
                                       "model": name, "seed": int(seed), "text": texts})
                 if partial is not None and rank == 0:
