@@ -236,7 +236,9 @@ def test_the_train_pages_command_runs_the_job_on_two_processes(sim_store, monkey
     generations = pd.read_csv(job.run_dir / "generations.csv", keep_default_na=False)
     assert generations.groupby("model").size().to_dict() == {m: TINY["n_eval_prompts"] for m in models}
     prompts = generations[generations["model"] == "base"][["prompt_id", "context"]].reset_index(drop=True)
-    alone = runs.generate_frame(runs.run_models(job.run_dir), prompts, [0], max_new_tokens=TINY["gen_max_new_tokens"])
+    precision = job.folder.config()["precision"]  # the run's (the smoke preset computes in fp32)
+    alone = runs.generate_frame(runs.run_models(job.run_dir), prompts, [0], max_new_tokens=TINY["gen_max_new_tokens"],
+                                precision=precision)
     assert generations["text"].tolist() == alone["text"].tolist()
     summary = json.loads((job.run_dir / "models" / "rl_naive" / "training_summary.json").read_text())
     assert summary["steps"] == TINY["rl.max_steps"] and not list(job.run_dir.glob("checkpoints/*/checkpoint-*"))
