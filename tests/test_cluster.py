@@ -138,7 +138,7 @@ def test_gpu_preset_is_sized_for_one_large_gpu(tmp_path):
 
 def test_gpu_check_refuses_a_machine_without_cuda(tmp_path):
     done = subprocess.run(["bash", str(ROOT / "bench" / "gpu_check.sh"), "--out", str(tmp_path / "gpu.md")],
-                          env=tool_env(), capture_output=True, text=True, timeout=300)
+                          env=tool_env(TMPDIR=str(tmp_path)), capture_output=True, text=True, timeout=300)
     assert done.returncode != 0 and "torch sees no CUDA device" in done.stderr
     assert not (tmp_path / "gpu.md").exists()
     bad = subprocess.run(["bash", str(ROOT / "bench" / "gpu_check.sh"), "--bogus"], env=tool_env(), capture_output=True,
@@ -150,7 +150,8 @@ def test_gpu_check_refuses_a_machine_without_cuda(tmp_path):
 def test_gpu_check_dry_run_times_every_stage(tmp_path):
     out = tmp_path / "gpu_dryrun.md"
     done = subprocess.run(["bash", str(ROOT / "bench" / "gpu_check.sh"), "--dry-run", "--out", str(out),
-                           "--budget-s", "900"], env=tool_env(OMP_NUM_THREADS="1"), capture_output=True, text=True,
+                           "--budget-s", "900"], env=tool_env(OMP_NUM_THREADS="1", TMPDIR=str(tmp_path)),
+                          capture_output=True, text=True,
                           timeout=1200)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     result = json.loads(out.with_suffix(".json").read_text())
