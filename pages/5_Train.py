@@ -82,10 +82,16 @@ else:
     elif not methods:
         st.info("Choose at least one reward method.")
 
+processes = int(st.number_input(
+    "Processes", min_value=1, max_value=512, value=1, step=1, key="train_processes",
+    help="1: one worker process. N: `accelerate launch` with N processes on this machine (one per GPU, or one per "
+         "CPU core without a GPU); batch sizes are per process, so each step sees N times the rows. The command is "
+         "under “Run it on a GPU machine or a cluster”."))
 if st.button("Launch", type="primary", key="launch", disabled=config is None):
     with user_errors("Launching the run"):
+        runs.check_processes(processes, config.preset, config.rl.algorithm)  # before the run folder exists
         job = runs.create_job(config, store=store, name=run_name, note=note)
-        runs.start_job(job.id)
+        runs.start_job(job.id, num_processes=processes)
         st.session_state["train_run"] = job.id  # the live panel follows the new run
         st.success(f"Started run {job.id}. It runs in the background; progress appears below.")
         table_runs = [j for j in runs.list_jobs() if j.get("table") == table]
@@ -217,6 +223,10 @@ with st.expander("Compare the reward curves of runs"):
         st.caption("The chosen runs have no RL steps logged yet.")
 
 with st.expander("Run it on a GPU machine or a cluster"):
+    st.markdown(f"On this machine with {processes} process{'es' if processes > 1 else ''} (what Launch and "
+                "Resume start; set it beside Launch):")
+    with user_errors("Building the command"):
+        st.code(runs.launch_command(job_id, processes), language="bash")
     processes = st.number_input("Processes (GPUs in total)", min_value=1, max_value=512, value=2, key="accel_processes")
     st.markdown("Copy the run folder to the machine, run this there (with `--resume` it continues a stopped run), "
                 "then copy the folder back into the runs folder; it shows up here like any other run.")

@@ -34,6 +34,7 @@ class Preset:
     n_eval_prompts: int = 300
     gen_seeds: tuple[int, ...] = (0,)
     gen_max_new_tokens: int = 24
+    gen_batch_size: int = 32  # prompts per generation batch (evaluation and DPO pairs)
     dpo_prompts: int = 200
     auto_threads: bool = True  # False: leave torch's threads alone (a GPU machine)
     precision: str = "auto"  # bf16 where the hardware computes it natively (models.resolve_precision)
@@ -106,19 +107,31 @@ PRESETS: dict[str, Preset] = {
         expected="the paper's settings (one SFT epoch, 10k RL prompts, 3,000 test prompts); hours on a GPU",
         reward_backbone="finetune",  # the paper's MIND set-up: a regression head fine-tuned on the LM
         reward_model_path=POLICY_MODEL,
-        # Paper (App. D): one epoch, lr 2e-4, batch 8, LoRA r16 α32 dropout 0.1, 512 tokens.
-        sft=dict(use_lora=True, learning_rate=2e-4, batch_size=8, max_steps=-1, epochs=1.0, max_length=512,
-                 max_context_words=None, save_steps=500),
-        # Paper scale: 10k RL prompts, one pass; LoRA on the policy.
-        rl=dict(use_lora=True, learning_rate=1e-5, max_steps=-1, epochs=1.0, prompts_per_step=8,
+        # Sized for ONE large GPU (80-141 GB: H100/H200), SmolLM2-135M or -360M in bf16 (pick_device). The paper's
+        # batches (8) came from a smaller card; at 8 short rows a step of a model this small is bound by kernel
+        # launches, not arithmetic, so the batches below are 2-4x the paper's and everything else is the paper's.
+        # The memory figures are estimates (activations and KV cache of SmolLM2-360M, no gradient checkpointing),
+        # not measurements: bench/gpu_check.sh reports the measured peaks per stage (bench/results/gpu.md).
+        # Paper (App. D): one epoch, lr 2e-4, LoRA r16 α32 dropout 0.1, 512 tokens; batch 32 instead of 8 runs the
+        # epoch in a quarter of the steps, about 20 GB of activations at 32 rows of ≤ 512 tokens.
+        sft=dict(use_lora=True, learning_rate=2e-4, batch_size=32, max_steps=-1, epochs=1.0, max_length=512,
+                 max_context_words=None, save_steps=200),
+        # Paper scale: 10k RL prompts, one pass, LoRA on the policy. 16 prompts x 8 completions = 128 sequences of
+        # ≤ 32 new tokens per step (the paper-scale setting before: 64): GRPO's cost is sampling, which a large GPU
+        # runs at nearly the same time per step for twice the rows; 625 steps for the 10k prompts.
+        rl=dict(use_lora=True, learning_rate=1e-5, max_steps=-1, epochs=1.0, prompts_per_step=16,
                 num_generations=8, max_completion_length=32, max_prompts=10_000, save_steps=100),
-        # Paper (App. B): β 0.1, batch 8, LoRA rank 8, up to 4 epochs.
-        dpo=dict(use_lora=True, learning_rate=5e-5, max_steps=-1, epochs=2.0, batch_size=8, max_length=768,
+        # Paper (App. B): β 0.1, LoRA rank 8, up to 4 epochs; 16 pairs per step (paper 8: chosen + rejected +
+        # the reference model's pass fit easily at 768 tokens).
+        dpo=dict(use_lora=True, learning_rate=5e-5, max_steps=-1, epochs=2.0, batch_size=16, max_length=768,
                  save_steps=200),
-        cost={"sft": 0.3, "rl": 1.5, "dpo": 0.3, "gen": 1 / 150},
+        cost={"sft": 0.3, "rl": 1.5, "dpo": 0.3, "gen": 1 / 150},  # first-ETA guesses; the ETA corrects itself
         n_eval_prompts=3000,        # the paper's 3,000 held-out prompts
         gen_seeds=(0, 1, 2),        # across-seed tests (App. B)
         gen_max_new_tokens=32,
+        # 256 prompts per batch: 3,000 prompts x 3 seeds per model in 36 batches instead of 282; the KV cache of
+        # 256 rows x ~300 tokens is about 3 GB for SmolLM2-360M in bf16 (estimate). Several processes split them.
+        gen_batch_size=256,
         auto_threads=False,
     ),
 }

@@ -4,7 +4,9 @@ Started by `jobs.start_job` (its own process group, stdout/stderr into the run's
 under `accelerate launch` on a cluster. It runs `pipeline.run_pipeline` on the run folder and records the
 outcome in status.json: completed, failed (message here, traceback in log.txt) or cancelled. SIGTERM
 (what `jobs.cancel_job` sends) stops the run at its next step, so checkpoints stay consistent.
-Under accelerate only the main process (RANK 0) writes status and metrics.
+Under accelerate the processes join one process group first (gloo on CPU, NCCL on GPUs), split the job's CPU
+threads, and only the main process (RANK 0) writes status and metrics. When one process dies the launcher
+stops the others; the main one then records the job as failed (not cancelled: no one asked).
 """
 
 from __future__ import annotations
@@ -71,12 +73,18 @@ def quiet_libraries() -> None:
         pass
 
 
+def process_count() -> int:
+    """Processes of this job in all (1 when run alone)."""
+    return max(1, int(os.environ.get("WORLD_SIZE", "1") or 1))
+
+
 def set_threads(threads: int | None) -> None:
-    """Set torch's intra-op threads deliberately (oversubscribed cores make torch several times slower)."""
+    """Set torch's intra-op threads deliberately (oversubscribed cores make torch several times slower); the
+    processes of one job on one machine share `threads`."""
     if not threads:
         return
-    import torch
-    torch.set_num_threads(int(threads))
+    from .models import set_torch_threads
+    set_torch_threads(int(threads))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,22 +103,32 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     setup_logging(folder, rank)
     threads = folder.config().get("threads")
-    if threads:  # before torch is first imported, so its OpenMP pool starts at this size
-        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    processes = process_count()
+    if threads:  # before torch is first imported, so its OpenMP pool starts at this size (torchrun sets 1)
+        local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, int(threads) // local)))
     quiet_libraries()
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda signum, frame: _request_stop(stop))
-    signal.signal(signal.SIGINT, lambda signum, frame: _request_stop(stop))
+    signal.signal(signal.SIGTERM, lambda signum, frame: _request_stop(stop, signum))
+    signal.signal(signal.SIGINT, lambda signum, frame: _request_stop(stop, signum))
 
     from . import runs  # after logging: the pipeline logs its imports and stages
-    log.info("worker pid %d (group %d) %s %s", os.getpid(), os.getpgrp(), "resuming" if args.resume else "starting",
-             folder.path)
+    log.info("worker pid %d (group %d) %s %s%s", os.getpid(), os.getpgrp(), "resuming" if args.resume else "starting",
+             folder.path, f" as process {rank} of {processes}" if processes > 1 else "")
     try:
+        if processes > 1:
+            from .models import init_distributed
+            log.info("process group joined (%s backend)", init_distributed())
         set_threads(threads)
         runs.run_pipeline(folder.path, resume=args.resume, stop=stop, write_status=main_process)
         return 0
     except runs.cancelled_errors() as exc:
         log.info("cancelled: %s", exc or "stop requested")
+        if main_process and processes > 1 and not runs.cancel_requested(folder.path):
+            _finish(folder, "failed", f"another of the job's {processes} processes stopped (killed, out of memory "
+                                      "or crashed: its lines are in log.txt), so the launcher stopped the rest; "
+                                      "resume continues from the last checkpoint")
+            return 1
         if main_process:
             _finish(folder, "cancelled", "cancelled by the user; resume continues from the last checkpoint")
         return 143
@@ -123,13 +141,25 @@ def main(argv: list[str] | None = None) -> int:
         log.error("failed\n%s", traceback.format_exc())
         if main_process:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            _finish(folder, "failed", f"{type(exc).__name__}: {first} (traceback in log.txt)")
+            first = first if len(first) <= 200 else first[:200] + "…"  # e.g. gloo's long "connection reset" text
+            message = f"{type(exc).__name__}: {first} (traceback in log.txt)"
+            if stop.is_set() and runs.cancel_requested(folder.path):  # a collective broken by a cancelled peer
+                _finish(folder, "cancelled", "cancelled by the user; resume continues from the last checkpoint")
+                return 143
+            if processes > 1:
+                message = (f"one of the job's {processes} processes failed and the others stopped with it "
+                           f"(each one's traceback is in log.txt); on the main process: {message}")
+            _finish(folder, "failed", message)
         return 1
 
 
-def _request_stop(stop: threading.Event) -> None:
-    if stop.is_set():  # a second signal: stop now, the run can be resumed from its last checkpoint
-        raise KeyboardInterrupt("stopped twice")
+def _request_stop(stop: threading.Event, signum: int = signal.SIGTERM) -> None:
+    if stop.is_set():
+        if signum == signal.SIGINT:  # Ctrl-C twice: stop now, the run can be resumed from its last checkpoint
+            raise KeyboardInterrupt("stopped twice")
+        # SIGTERM again: under accelerate the launcher forwards the cancel every process already got; stopping
+        # mid-step here would break the others' collective step, and cancel_job sends SIGKILL after its grace.
+        return
     log.info("stop requested: finishing the current step")
     stop.set()
 

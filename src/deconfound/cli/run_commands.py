@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -63,20 +64,51 @@ def _follow(args, job_id: str) -> int:
     return 0 if status["state"] == "completed" else 1
 
 
+def _from_run_folder(args):
+    """`train --config RUN/config.json` beside its data.parquet: a new job from that folder, no database needed
+    (a run folder made on a laptop, run on a cluster); None for any other config."""
+    from .. import runs
+    if not args.config or not runs.is_run_folder_config(args.config):
+        return None
+    if args.table or args.preset:
+        raise UsageError("train: give either --config FILE or --table/--preset, not both")
+    overrides = runs.parse_overrides(args.set or [])
+    if args.methods:
+        overrides["methods"] = args.methods
+    if args.model:
+        overrides["model.name"] = args.model
+    if args.dpo:
+        overrides["run_dpo"] = True
+    return runs.create_job_from_folder(args.config, overrides)
+
+
 def cmd_train(args) -> int:
     """Create a training job and start it (or only prepare its folder)."""
     from .. import runs
-    config = _train_config(args)
-    job = runs.create_job(config, store=open_store(args))
+    if args.processes < 1:
+        raise UsageError(f"train: --processes must be at least 1 (got {args.processes}); 1 runs the worker alone")
+    job = _from_run_folder(args)
+    if job is None:
+        config = _train_config(args)
+        job = runs.create_job(config, store=open_store(args))
+    else:
+        config = runs.TrainConfig.from_dict(job.folder.config())
     if args.prepare:
         local = " ".join(runs.worker_command(job.run_dir))
-        cluster = runs.accelerate_command(job.id, max(1, args.processes))
+        cluster = runs.accelerate_command(job.id, args.processes)
         emit(args, {"job_id": job.id, "run_dir": str(job.run_dir), "state": "queued", "command": local,
                     "accelerate_command": cluster, "notes": config.notes},
              f"prepared job {job.id} (not started)\nrun folder: {job.run_dir}\nrun it here:   {local}\n"
              f"or with accelerate: {cluster}\nthen copy the run folder back into {job.run_dir.parent}")
         return 0
-    runs.start_job(job.id, num_processes=max(1, args.processes))
+    try:
+        runs.check_processes(args.processes, config.preset, config.rl.algorithm)
+    except Exception:
+        shutil.rmtree(job.run_dir, ignore_errors=True)  # nothing ran: no job left behind in the list
+        raise
+    runs.start_job(job.id, num_processes=args.processes)
+    if args.processes > 1:
+        print(f"running: {runs.launch_command(job.id, args.processes)}", file=sys.stderr)
     for note in config.notes:
         print(f"note: {note}", file=sys.stderr)
     if args.detach:
@@ -107,7 +139,9 @@ def cmd_cancel(args) -> None:
 def cmd_resume(args) -> int:
     """Continue a failed or cancelled job."""
     from .. import runs
-    job = runs.resume_job(args.job_id, num_processes=max(1, args.processes))
+    if args.processes is not None and args.processes < 1:
+        raise UsageError(f"resume: --processes must be at least 1 (got {args.processes})")
+    job = runs.resume_job(args.job_id, num_processes=args.processes)
     if args.detach:
         status = runs.job_status(job.id)
         emit(args, _job_payload(status), f"resumed job {job.id}\nrun folder: {job.run_dir}")
@@ -141,7 +175,8 @@ def cmd_generate(args) -> None:
 def add_parsers(sub, common) -> None:
     """The subcommands of this step (each with --db and --json from `common`)."""
     p = sub.add_parser("train", parents=[common], help="train and compare generators in a background job")
-    p.add_argument("--config", help="a training config JSON (an earlier run's config.json, or a partial one)")
+    p.add_argument("--config", help="a training config JSON: a run folder's config.json (its data.parquet is "
+                                    "used, no database needed: e.g. on a cluster), or a partial one")
     p.add_argument("--table", help="the tagged table to learn from")
     p.add_argument("--preset", choices=["smoke", "cpu", "gpu"],
                    help="smoke: tiny model, minutes; cpu: SmolLM2-135M + LoRA on a laptop; gpu: paper scale")
@@ -152,7 +187,8 @@ def add_parsers(sub, common) -> None:
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="change a setting, e.g. rl.max_steps=20 or n_eval_prompts=100; repeat for several")
     p.add_argument("--processes", type=int, default=1,
-                   help="run under `accelerate launch` with N processes (several GPUs)")
+                   help="1: one worker process; N: `accelerate launch` with N processes on this machine (one per GPU, "
+                        "or per CPU core without CUDA); with --prepare: the process count of the printed command")
     p.add_argument("--detach", action="store_true", help="start the job and return (prints its id and folder)")
     p.add_argument("--prepare", action="store_true",
                    help="only create the run folder and print the commands that run it (e.g. on a cluster)")
@@ -167,7 +203,8 @@ def add_parsers(sub, common) -> None:
 
     p = sub.add_parser("resume", parents=[common], help="continue a failed or cancelled job from its last checkpoint")
     p.add_argument("job_id", metavar="ID", help="job id (or run folder)")
-    p.add_argument("--processes", type=int, default=1, help="run under `accelerate launch` with N processes")
+    p.add_argument("--processes", type=int, default=None,
+                   help="run under `accelerate launch` with N processes (default: as many as its last start)")
     p.add_argument("--detach", action="store_true", help="restart the job and return")
     p.set_defaults(func=cmd_resume)
 

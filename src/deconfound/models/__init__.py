@@ -2,12 +2,15 @@
 
 Owns: the shipped SmolLM2 (GGUF converted once and cached), tiny models built from a config, local folders
 and cached Hugging Face ids (`sources`); loading models and LoRA adapters on the right device (`loading`);
-the chat prompt with the paper's editor instruction (`prompts`); seeded batch generation (`generation`).
+the chat prompt with the paper's editor instruction (`prompts`); seeded batch generation (`generation`);
+which process of several this is, their barrier and gather (`distributed`).
 May import: `errors`, `paths`. torch/transformers are imported inside the functions that need them, so
 importing this package is cheap. Below `rewards` (the generator and fine-tuned reward backbones load
 models here) and `train`.
 """
 
+from .distributed import (all_gather_objects, barrier, init_distributed, is_main_process, joined, local_world_size,
+                          world)
 from .generation import GenerationResult, first_line, generate, generate_with_stats, row_seed
 from .loading import (ADAPTER_BASE_FILE, PRECISIONS, adapter_base_path, cpu_has_bf16, is_adapter_folder, load_generator,
                       load_tokenizer, lora_config, pick_device, record_adapter_base, resolve_precision, save_merged,

@@ -26,6 +26,7 @@ class GenerationResult:
     model_path: str
     seed: int
     settings: dict = field(default_factory=dict)
+    positions: list[int] | None = None  # with `share`: where each text belongs in the full list of contexts
 
     @property
     def per_second(self) -> float:
@@ -97,10 +98,16 @@ def generate(model_path, contexts: list[str], *, seed: int, max_new_tokens: int 
 def generate_with_stats(model_path, contexts: list[str], *, seed: int, max_new_tokens: int = 24,
                         temperature: float = 1.0, top_p: float = 1.0, batch_size: int = 32, progress=None,
                         style: PromptStyle | None = None, stage: str = "generate", device: str | None = None,
-                        precision: str | None = "auto", model=None, tokenizer=None) -> GenerationResult:
+                        precision: str | None = "auto", model=None, tokenizer=None,
+                        share: tuple[int, int] | None = None) -> GenerationResult:
     """`generate`, returning a `GenerationResult` with timings. progress(stage, done, total, metrics)
     is called after each batch. `precision` ('auto', 'bf16', 'fp32'; see `loading.resolve_precision`)
-    chooses the dtype a model loaded here computes in."""
+    chooses the dtype a model loaded here computes in.
+
+    `share=(rank, size)`: only this process's share of the contexts, for several processes writing one list:
+    the batches one process would form are dealt out in turn (batch b to rank b % size), so every batch — its
+    rows, padding and seeds — is exactly the single process's and the merged texts equal one process's in any
+    precision. The result then holds the share's texts and their `positions` in `contexts`."""
     import torch
     from transformers import GenerationConfig
 
@@ -114,13 +121,16 @@ def generate_with_stats(model_path, contexts: list[str], *, seed: int, max_new_t
     # Batch prompts of similar length together (less padding); each row keeps its own seed.
     lengths = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
     order = sorted(range(len(prompts)), key=lambda i: lengths[i])
+    batches = [order[first:first + batch_size] for first in range(0, len(order), batch_size)]
+    if share is not None:
+        batches = batches[share[0]::share[1]]
     eos = _eos_ids(model, tokenizer)
     config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eos,
                               pad_token_id=tokenizer.pad_token_id, num_beams=1)
-    texts: list[str] = [""] * len(prompts)
+    texts: dict[int, str] = {}
+    total = sum(len(rows) for rows in batches)
     model_device = next(model.parameters()).device
-    for first in range(0, len(order), batch_size):
-        rows = order[first:first + batch_size]
+    for rows in batches:
         batch = tokenizer([prompts[i] for i in rows], return_tensors="pt", padding=True,
                           add_special_tokens=False).to(model_device)
         sampler = SeededSampler([row_seed(seed, i) for i in rows], temperature, top_p, model_device)
@@ -130,13 +140,15 @@ def generate_with_stats(model_path, contexts: list[str], *, seed: int, max_new_t
         for i, decoded in zip(rows, tokenizer.batch_decode(new_tokens, skip_special_tokens=True)):
             texts[i] = first_line(decoded)
         if progress is not None:
-            done = min(first + batch_size, len(order))
+            done = len(texts)
             elapsed = time.perf_counter() - start
-            progress(stage, done, len(order), {"generated": done, "per_second": done / max(elapsed, 1e-9)})
+            progress(stage, done, total, {"generated": done, "per_second": done / max(elapsed, 1e-9)})
     settings = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,
                 "batch_size": batch_size}
-    return GenerationResult(texts=texts, seconds=time.perf_counter() - start, model_path=str(model_path),
-                            seed=seed, settings=settings)
+    positions = sorted(texts) if share is not None else None
+    return GenerationResult(texts=[texts.get(i, "") for i in (positions or range(len(prompts)))],
+                            seconds=time.perf_counter() - start, model_path=str(model_path), seed=seed,
+                            settings=settings, positions=positions)
 
 
 def _eos_ids(model, tokenizer) -> list[int]:

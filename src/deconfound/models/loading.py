@@ -27,7 +27,10 @@ PRECISIONS = ("auto", "bf16", "fp32")
 
 # ------------------------------------------------------------------ device, precision, threads, LoRA
 def pick_device():
-    """("cuda", bfloat16 where supported else float32) when a GPU is visible, else ("cpu", float32)."""
+    """("cuda", bfloat16 where supported else float32) when a GPU is visible, else ("cpu", float32).
+
+    Under several processes each one has been put on its own GPU (`distributed.init_distributed`), so the
+    bare "cuda" is that process's GPU."""
     import torch
     if torch.cuda.is_available():
         return "cuda", torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
@@ -61,9 +64,13 @@ def resolve_precision(precision: str | None = "auto", device: str | None = None)
 
 def set_torch_threads(n: int | None = None) -> int:
     """Set torch's CPU threads deliberately (default min(2, cores)): oversubscribed cores made torch
-    3x slower here when anything else ran beside it. Returns the number set."""
+    3x slower here when anything else ran beside it. `n` is the job's budget on this machine: several
+    processes of one job (accelerate launch) share it, each getting n // processes (at least 1).
+    Returns the number set."""
     import torch
-    n = n or min(2, os.cpu_count() or 1)
+
+    from .distributed import local_world_size
+    n = max(1, (n or min(2, os.cpu_count() or 1)) // local_world_size())
     torch.set_num_threads(n)
     return n
 

@@ -234,6 +234,7 @@ def preset_config(preset: str, table: str, store=None, overrides: dict | None = 
         reward=RewardConfig(method="naive", backbone=spec.reward_backbone, model_path=spec.reward_model_path),
         sft=SFTSettings.for_preset(preset), rl=RLSettings.for_preset(preset), dpo=DPOSettings.for_preset(preset),
         n_eval_prompts=spec.n_eval_prompts, gen_seeds=list(spec.gen_seeds), gen_max_new_tokens=spec.gen_max_new_tokens,
+        gen_batch_size=spec.gen_batch_size,
         dpo_prompts=spec.dpo_prompts, precision=spec.precision, max_reward_rows=None, notes=notes)
     if not spec.auto_threads:
         config.threads = None

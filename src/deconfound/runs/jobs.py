@@ -26,11 +26,18 @@ from .. import paths
 from ..errors import DeconfoundError, NotFoundError
 from ..jsonio import read_json, write_json_atomic
 from .folder import RunFolder, now_iso
-from .processes import job_processes, pid_alive, proc_stat, process_start_time, signal_all, started_workers
+from .processes import (accelerate_installed, cpu_cores, cuda_device_count, job_processes, pid_alive, proc_stat,
+                        process_start_time, signal_all, started_workers)
 
 ACTIVE_STATES = ("queued", "running")
 FINAL_STATES = ("completed", "failed", "cancelled")
 CANCEL_GRACE_S = 10.0  # SIGTERM lets the worker stop at its next step; after this, SIGKILL
+CANCEL_FILE = "cancel.json"  # written by cancel_job before it signals; removed by the next start
+GPU_PRESET_ON_CPU_ENV = "DECONFOUND_GPU_PRESET_ON_CPU"
+SINGLE_PROCESS_RL = ("sample_rank",)  # its sampling, round state and final copy are not split across processes yet
+GPU_PRESET_NEEDS_CUDA = ("the gpu preset is sized for a CUDA GPU and torch sees none on this machine, so it would run "
+                         "for many hours on the CPU: choose the cpu preset, or prepare the run folder here "
+                         "(`deconfound train ... --prepare`) and run it on a GPU machine (docs/CLUSTER.md)")
 JOB_ID_RE = re.compile(r"^[0-9]{8}-[0-9]{6}-[a-z0-9]{4,8}$")
 LOG_LINE_RE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[")  # the worker's own log lines
 ABOUT_FILE = "about.json"  # in the run folder: {"name", "note"} the user gave at launch
@@ -122,14 +129,103 @@ def create_job(config, store=None, runs_root: Path | None = None, name: str = ""
     return Job(id=job_id, run_dir=run_dir)
 
 
+# How N processes start on one machine. `--multi_gpu` is accelerate's torchrun launcher, the only one of accelerate
+# 1.16 that starts N local processes without MPI: `--cpu` (and no flag on a machine without several GPUs) goes to
+# its simple launcher, which starts ONE process (checked: RANK unset, a single pid). The worker picks the device
+# itself, so on a machine without CUDA every process runs on the CPU and they talk over gloo.
+# Port 0: a free port, so two jobs on one machine do not both claim 29500.
+LOCAL_LAUNCH_FLAGS = ("--multi_gpu", "--main_process_port", "0")
+
+
+def create_job_from_folder(config_path, overrides: dict | None = None, runs_root: Path | None = None) -> Job:
+    """A new job from a run folder's config.json and the data.parquet beside it: no database needed, which is
+    how a run folder made on a laptop runs on a cluster (`deconfound train --config RUN/config.json`).
+    `overrides` (dotted keys) change settings; the table snapshot is copied as it is."""
+    import shutil
+
+    from .config import TrainConfig, apply_overrides
+    source = RunFolder(Path(config_path).expanduser().resolve().parent)
+    if not source.data_path.is_file():
+        raise NotFoundError(f"{source.path} has no data.parquet beside config.json: copy the whole run folder")
+    config = apply_overrides(TrainConfig.from_dict(source.config()), overrides or {})
+    if not config.table or not config.roles:
+        raise DeconfoundError(f"{source.config_path} is not a run folder's config (no table or roles): use "
+                              "`--table` / a partial config with the database (`--db`) instead")
+    root = Path(runs_root) if runs_root else paths.runs_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    job_id = new_job_id()
+    while (root / job_id).exists():
+        job_id = new_job_id()
+    folder = RunFolder(root / job_id)
+    folder.path.mkdir(parents=True)
+    shutil.copy2(source.data_path, folder.data_path)
+    write_json_atomic(folder.config_path, config.to_dict())
+    folder.write_status({"state": "queued", "progress": 0.0, "stage": "not started",
+                         "message": f"created from {source.path}", "created_at": now_iso(), "updated_at": now_iso(),
+                         "pid": None, "pgid": None})
+    return Job(id=job_id, run_dir=folder.path)
+
+
+def is_run_folder_config(config_path) -> bool:
+    """Whether a config file is a run folder's (a data.parquet snapshot beside it): see create_job_from_folder."""
+    path = Path(config_path).expanduser()
+    return path.name == "config.json" and (path.parent / "data.parquet").is_file()
+
+
 def worker_command(run_dir: Path, resume: bool = False, num_processes: int = 1,
                    python: str | None = None) -> list[str]:
     """The argv that runs the worker: plain `python -m deconfound.worker`, or `accelerate launch` for N>1."""
     python = python or sys.executable
     tail = ["-m", "deconfound.worker", str(run_dir)] + (["--resume"] if resume else [])
     if num_processes > 1:
-        return [python, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes)] + tail
+        return [python, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes),
+                *LOCAL_LAUNCH_FLAGS] + tail
     return [python] + tail
+
+
+def launch_command(job_id: str, num_processes: int = 1, resume: bool = False, runs_root: Path | None = None) -> str:
+    """The shell command that Launch / Resume (and `deconfound train --processes N`) run for a job on this
+    machine: `accelerate launch ...` for N > 1 (the same launcher as `python -m accelerate.commands.launch`)."""
+    path = job_dir(job_id, runs_root)
+    argv = worker_command(path, resume=resume, num_processes=int(num_processes), python="python")
+    if int(num_processes) > 1:
+        argv = ["accelerate", "launch"] + argv[3:]
+    return shlex.join(argv)
+
+
+def check_rl_algorithm(num_processes: int, rl_algorithm: str | None) -> None:
+    """Refuse an RL algorithm that runs in one process only when the job has several."""
+    if num_processes > 1 and rl_algorithm in SINGLE_PROCESS_RL:
+        raise DeconfoundError(f"the {rl_algorithm} RL algorithm runs in one process (it samples and saves outside "
+                              f"the trainer): use 1 process, or rl.algorithm grpo or rloo for {num_processes}")
+
+
+def check_processes(num_processes, preset: str | None = None, rl_algorithm: str | None = None) -> int:
+    """`num_processes` as an int once it is one this machine can run (else a one-sentence DeconfoundError):
+    at least 1; accelerate installed for more; at most one per GPU where CUDA is visible, else one per CPU
+    core; an RL algorithm that runs in several processes. Also refuses the gpu preset where torch sees no
+    CUDA device (hours on a CPU), unless $DECONFOUND_GPU_PRESET_ON_CPU=1 (bench/gpu_check.sh --dry-run)."""
+    try:
+        n = int(num_processes)
+    except (TypeError, ValueError):
+        n = None
+    if n is None or n != num_processes or n < 1:
+        raise DeconfoundError(f"processes must be a whole number of at least 1 (got {num_processes!r}); 1 runs the "
+                              "worker alone")
+    check_rl_algorithm(n, rl_algorithm)
+    if n > 1 and not accelerate_installed():
+        raise DeconfoundError(f"running {n} processes needs the accelerate package, which is not installed here: "
+                              "`pip install 'accelerate>=1.0'`, or use 1 process")
+    gpus = cuda_device_count() if n > 1 or preset == "gpu" else 0
+    if n > 1:
+        cores = cpu_cores()
+        limit, what = (gpus, f"{gpus} GPU(s)") if gpus else (cores, f"no GPU and {cores} CPU core(s)")
+        if n > limit:
+            raise DeconfoundError(f"{n} processes is more than this machine can run: it has {what}, so choose at "
+                                  f"most {limit} (each process needs a {'GPU' if gpus else 'core'} of its own)")
+    if preset == "gpu" and not gpus and os.environ.get(GPU_PRESET_ON_CPU_ENV) != "1":
+        raise DeconfoundError(GPU_PRESET_NEEDS_CUDA)
+    return n
 
 
 def start_job(job_id: str, detach: bool = True, resume: bool = False, num_processes: int = 1,
@@ -145,6 +241,9 @@ def start_job(job_id: str, detach: bool = True, resume: bool = False, num_proces
     if status.get("state") in ACTIVE_STATES and worker_alive(job.id, folder):
         raise DeconfoundError(f"job {job.id} is already {status['state']}: cancel it first or wait for it "
                               "to finish")
+    config = folder.config()
+    num_processes = check_processes(num_processes, config.get("preset"), (config.get("rl") or {}).get("algorithm"))
+    (job.run_dir / CANCEL_FILE).unlink(missing_ok=True)  # an earlier cancel is not this start's
     argv = worker_command(job.run_dir, resume=resume, num_processes=num_processes)
     # Written before the spawn: once the worker runs, status.json is the worker's alone.
     folder.write_status(folder.status() | {"state": "queued", "stage": "starting", "message": "starting the worker",
@@ -159,7 +258,8 @@ def start_job(job_id: str, detach: bool = True, resume: bool = False, num_proces
     started_workers[job.id] = proc
     write_json_atomic(folder.process_path, {"pid": proc.pid, "pgid": proc.pid, "host": socket.gethostname(),
                                             "proc_start": process_start_time(proc.pid), "argv": argv,
-                                            "launched_at": now_iso(), "resume": resume})
+                                            "launched_at": now_iso(), "resume": resume,
+                                            "num_processes": num_processes})
     if not detach:
         proc.wait()
     return job
@@ -218,12 +318,15 @@ def _mark_dead(job_id: str, folder: RunFolder) -> dict:
         except subprocess.TimeoutExpired:
             pass
     how = ""
+    processes = int((read_json(folder.process_path, default={}) or {}).get("num_processes") or 1)
     if proc is not None and proc.returncode is not None and proc.returncode < 0:
         how = f" (killed by {signal.Signals(-proc.returncode).name})"
     elif proc is not None and proc.returncode:
         how = f" (exit code {proc.returncode})"
     tail = folder.log_tail()
     logged = [line for line in tail if LOG_LINE_RE.match(line)] or [line for line in tail if line.strip()]
+    if processes > 1:
+        how += f" (one of its {processes} processes stopped and the launcher stopped the rest)"
     message = (f"the worker stopped without reporting{how}: it was killed, ran out of memory or crashed "
                f"during '{status.get('stage', '?')}'. Last log line: {logged[-1] if logged else '(empty log)'}. "
                "Resume continues from the last finished stage or checkpoint.")
@@ -239,6 +342,8 @@ def cancel_job(job_id: str, grace_s: float = CANCEL_GRACE_S, runs_root: Path | N
     if status.get("state") not in ACTIVE_STATES:
         raise DeconfoundError(f"job {path.name} is {status.get('state')}, not running: nothing to cancel")
     launch = read_json(folder.process_path, default={}) or {}
+    # Told before any signal: the worker then knows a stop is the user's, not a sibling process that died.
+    write_json_atomic(path / CANCEL_FILE, {"requested_at": now_iso()})
     pgid, root = launch.get("pgid"), launch.get("pid")
     if root and not pid_alive(int(root), launch.get("proc_start")):
         root = None  # gone, or the pid now belongs to another program: never signal its children
@@ -276,12 +381,16 @@ def _still_running(job_id: str, pgid: int, root: int | None, known: set[int]) ->
     return job_processes(pgid, root, known)
 
 
-def resume_job(job_id: str, detach: bool = True, num_processes: int = 1, runs_root: Path | None = None) -> Job:
-    """Restart a failed or cancelled job: finished stages are skipped, RL continues from its checkpoint."""
+def resume_job(job_id: str, detach: bool = True, num_processes: int | None = None,
+               runs_root: Path | None = None) -> Job:
+    """Restart a failed or cancelled job: finished stages are skipped, RL continues from its checkpoint.
+    `num_processes` None: as many processes as its last start."""
     status = job_status(job_id, runs_root)
     if status.get("state") not in ("failed", "cancelled"):
         raise DeconfoundError(f"job {status['id']} is {status.get('state')}: only failed or cancelled jobs "
                               "can be resumed")
+    if num_processes is None:
+        num_processes = job_processes_count(status["id"], Path(status["run_dir"]).parent)
     return start_job(status["id"], detach=detach, resume=True, num_processes=num_processes,
                      runs_root=Path(status["run_dir"]).parent)
 
@@ -324,7 +433,8 @@ def list_jobs(runs_root: Path | None = None) -> list[dict]:
                      "preset": config.get("preset"), "created_at": status.get("created_at"),
                      "started_at": status.get("started_at"), "ended_at": status.get("ended_at"),
                      "updated_at": status.get("updated_at"), "duration_s": run_duration(status),
-                     "note": about.get("note") or ""})
+                     "note": about.get("note") or "",
+                     "processes": int((read_json(folder.process_path, default={}) or {}).get("num_processes") or 1)})
     return rows
 
 
@@ -348,6 +458,17 @@ def _parse_time(text) -> datetime | None:
     except (TypeError, ValueError):
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def job_processes_count(job_id: str, runs_root: Path | None = None) -> int:
+    """How many processes the job's last start ran (1 when it never started)."""
+    launch = read_json(RunFolder(job_dir(job_id, runs_root)).process_path, default={}) or {}
+    return int(launch.get("num_processes") or 1)
+
+
+def cancel_requested(run_dir) -> bool:
+    """Whether `cancel_job` asked this run to stop (the worker tells a user's cancel from a failed sibling)."""
+    return (Path(run_dir) / CANCEL_FILE).is_file()
 
 
 def accelerate_command(job_id: str, num_processes: int = 2, num_machines: int = 1, resume: bool = False,

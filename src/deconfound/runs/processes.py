@@ -1,11 +1,15 @@
 """The operating-system side of a job: is a worker process alive (and the same one: pid reuse), which
-processes belong to a job (its process group and every descendant), and signalling them.
+processes belong to a job (its process group and every descendant), signalling them, and what this machine
+can run (CPU cores, CUDA devices, accelerate installed) — learned without importing torch here.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 # Job id -> the worker this process started: poll() knows its state and reaps it (a dashboard restart forgets
@@ -119,3 +123,29 @@ def signal_all(pgid: int, pids: set[int], sig: int) -> None:
             send(target, sig)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+# ---------------------------------------------------------------------------- what this machine can run
+def cpu_cores() -> int:
+    """CPU cores this process may use (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def accelerate_installed() -> bool:
+    """Whether `accelerate` (the multi-process launcher) can be imported."""
+    return importlib.util.find_spec("accelerate") is not None
+
+
+@functools.lru_cache(maxsize=1)
+def cuda_device_count() -> int:
+    """CUDA devices torch can use here (0 without CUDA or torch). Asked in a child process once: the dashboard
+    imports this module and must not load torch (or initialise CUDA) itself."""
+    probe = "import torch; print(torch.cuda.device_count() if torch.cuda.is_available() else 0)"
+    try:
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+        return int(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else 0
+    except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
+        return 0

@@ -4,7 +4,8 @@
 and records each finished one in stages.json, so a resumed run skips them and RL continues from its last
 checkpoint. While it runs it keeps status.json (progress 0..1 weighted by each stage's expected cost, stage,
 ETA), metrics.jsonl and samples.jsonl up to date for the live panel. Under `accelerate launch` only the main
-process writes; the others compute the training stages and wait for the main-only ones.
+process writes; the others compute the training stages and the evaluation generations (each process writes
+its share of the prompts; the shares are gathered into one generations.csv) and wait for the main-only ones.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from ..data import assign_splits
 from ..errors import DeconfoundError, NotFoundError
 from ..jsonio import read_json
+from ..models import barrier
 from .config import TrainConfig
 from .folder import RunFolder, now_iso
 from .jobs import ACTIVE_STATES
@@ -65,12 +67,39 @@ def _rank() -> int:
     return int(os.environ.get("RANK", "0") or 0)
 
 
-def _wait_for_stage(folder: RunFolder, stage: str, poll_s: float = 2.0) -> None:
-    """Non-main processes (accelerate) wait for the main process to finish a stage only it runs."""
+def _wait_for_stage(folder: RunFolder, stage: str, poll_s: float = 2.0, tracker: RunProgress | None = None) -> None:
+    """Non-main processes (accelerate) wait for the main process to finish a stage only it runs: by polling
+    stages.json, not a collective (a reward model or the estimate may take longer than the process group's
+    timeout). A stop request (SIGTERM) ends the wait as it ends a training step."""
     while not folder.finished(stage):
+        if tracker is not None:
+            tracker.check_stop()
         if folder.status().get("state") not in ACTIVE_STATES:
             raise DeconfoundError(f"the main process stopped before finishing {stage}")
         time.sleep(poll_s)
+
+
+def check_device(config: TrainConfig) -> None:
+    """Refuse the gpu preset where torch sees no CUDA device (one sentence, before hours on a CPU), unless
+    $DECONFOUND_GPU_PRESET_ON_CPU=1 (bench/gpu_check.sh --dry-run: the same code path, shrunk), and an RL
+    algorithm that runs in one process under several."""
+    from ..models import pick_device
+    from .jobs import GPU_PRESET_NEEDS_CUDA, GPU_PRESET_ON_CPU_ENV
+    if config.preset == "gpu" and pick_device()[0] == "cpu" and os.environ.get(GPU_PRESET_ON_CPU_ENV) != "1":
+        raise DeconfoundError(GPU_PRESET_NEEDS_CUDA)
+    from .jobs import check_rl_algorithm  # started by hand under accelerate: the rule start_job applies
+    check_rl_algorithm(int(os.environ.get("WORLD_SIZE", "1") or 1), config.rl.algorithm)
+
+
+def gpu_peak_gb() -> float | None:
+    """This process's peak GPU memory since the last call, in GiB (None without CUDA); the peak is reset."""
+    import sys
+    torch = sys.modules.get("torch")  # never import torch (or start CUDA) just to learn there is none
+    if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return None
+    peak = torch.cuda.max_memory_allocated() / 2 ** 30
+    torch.cuda.reset_peak_memory_stats()
+    return round(peak, 2)
 
 
 def run_pipeline(run_dir, progress=None, resume: bool = False, stop=None, write_status: bool | None = None) -> dict:
@@ -85,6 +114,7 @@ def run_pipeline(run_dir, progress=None, resume: bool = False, stop=None, write_
         raise NotFoundError(f"{run_dir} is not a run folder (no config.json)")
     main = _rank() == 0 if write_status is None else write_status
     config = TrainConfig.from_dict(folder.config())
+    check_device(config)
     data = load_run_data(folder)
     check_columns(config, data)
     splits, note = assign_splits(data, config.seed)
@@ -107,6 +137,7 @@ def run_pipeline(run_dir, progress=None, resume: bool = False, stop=None, write_
                       message="resuming" if resume else "starting", summary=None)
         folder.write_status(status)
         tracker.status = status
+    barrier()  # the others start once the main process has cleaned up the checkpoints it resumes from
     log.info("run %s: %s", folder.path.name, config.summary().replace("\n", "; "))
 
     def stage(name: str, fn, *args, main_only: bool = False, samples=None):
@@ -114,15 +145,18 @@ def run_pipeline(run_dir, progress=None, resume: bool = False, stop=None, write_
             tracker.finish(name, skipped=True)
             return
         if main_only and not main:
-            _wait_for_stage(folder, name)
+            _wait_for_stage(folder, name, tracker=tracker)
             run.info[name] = next(s for s in folder.stages() if s["stage"] == name)
             tracker.finish(name)
             return
         tracker.begin(name)
         t0 = time.monotonic()
+        gpu_peak_gb()  # reset: each stage reports its own peak
         output = fn(run, *args) or {}
         if main:
-            folder.mark_finished(name, seconds=round(time.monotonic() - t0, 1), **output)
+            peak = gpu_peak_gb()
+            folder.mark_finished(name, seconds=round(time.monotonic() - t0, 1), **output,
+                                 **({"gpu_peak_gb": peak} if peak is not None else {}))
         run.info[name] = {"stage": name, **output}
         if samples and main:
             try:
@@ -148,16 +182,18 @@ def run_pipeline(run_dir, progress=None, resume: bool = False, stop=None, write_
             stage(f"dpo_pairs/{method}", stage_dpo_pairs, method, main_only=True)
             stage(f"dpo/{method}", stage_dpo, method,
                   samples=lambda out, m=method: write_samples(run, f"dpo/{m}", f"dpo_{m}", out["model_path"], m))
-    stage("generate", stage_generate, main_only=True)
+    stage("generate", stage_generate)  # every process writes its share of the prompts (see trained.generate_frame)
+    if not main:
+        log.info("process rank %d finished its part of the run", _rank())
+        return {}
     summary = run_summary(run, time.monotonic() - started)
-    if main:
-        folder.mark_finished("summary", **{"models": summary["models"]})
-        status = folder.status()
-        status.update(state="completed", progress=1.0, stage="done", eta_s=None, ended_at=now_iso(),
-                      updated_at=now_iso(), summary=summary,
-                      message=f"finished: {len(summary['models'])} models wrote {summary['generations']} "
-                              f"generations for {summary['eval_prompts']} held-out prompts (generations.csv)")
-        folder.write_status(status)
+    folder.mark_finished("summary", **{"models": summary["models"]})
+    status = folder.status()
+    status.update(state="completed", progress=1.0, stage="done", eta_s=None, ended_at=now_iso(),
+                  updated_at=now_iso(), summary=summary,
+                  message=f"finished: {len(summary['models'])} models wrote {summary['generations']} "
+                          f"generations for {summary['eval_prompts']} held-out prompts (generations.csv)")
+    folder.write_status(status)
     log.info("run finished: %s", json.dumps(summary, default=str))
     return summary
 

@@ -279,9 +279,10 @@ def stage_generate(run: RunState) -> dict:
     frame = generate_frame(models, prompts, run.config.gen_seeds, max_new_tokens=run.config.gen_max_new_tokens,
                            temperature=run.config.gen_temperature, batch_size=run.config.gen_batch_size,
                            partial_dir=run.path("generations"), progress=run.progress, precision=run.config.precision)
-    tmp = run.folder.generations_path.with_name(".generations.csv.tmp")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, run.folder.generations_path)
+    if run.main:  # under several processes each has the gathered frame; one writes it
+        tmp = run.folder.generations_path.with_name(".generations.csv.tmp")
+        frame.to_csv(tmp, index=False)
+        os.replace(tmp, run.folder.generations_path)
     return {"rows": len(frame), "models": list(models), "prompts": len(prompts)}
 
 

@@ -40,8 +40,15 @@ def generate_frame(models: dict[str, Path], prompts: pd.DataFrame, seeds: list[i
                    temperature: float = 1.0, batch_size: int = 32, partial_dir: Path | None = None,
                    progress=None, precision: str | None = "auto") -> pd.DataFrame:
     """Generations of every model for every prompt and seed: columns prompt_id, context, model, seed, text.
-    With `partial_dir`, each (model, seed) is saved there as it finishes and reused on a resume."""
-    from ..models import generate
+    With `partial_dir`, each (model, seed) is saved there as it finishes and reused on a resume.
+
+    Under several processes (accelerate launch) each writes its share of the prompts — whole batches of the
+    single-process plan, dealt out in turn (`models.generate_with_stats(share=...)`) — and the shares are
+    gathered after each (model, seed): every process returns the whole frame, rows in the prompts' order,
+    and only the main one saves the partial files. The texts equal a single process's."""
+    from ..models import all_gather_objects, generate_with_stats, joined, world
+    rank, size = world() if joined() else (0, 1)  # only processes that can gather split the prompts
+    contexts = prompts["context"].astype(str).tolist()
     frames = []
     jobs_total = len(models) * len(seeds)
     done = 0
@@ -54,12 +61,15 @@ def generate_frame(models: dict[str, Path], prompts: pd.DataFrame, seeds: list[i
                 def inner(stage, step, total, metrics, _done=done):
                     if progress:
                         progress("generate", _done * max(total, 1) + step, jobs_total * max(total, 1), {})
-                texts = generate(path, prompts["context"].tolist(), seed=int(seed), max_new_tokens=max_new_tokens,
-                                 temperature=temperature, batch_size=batch_size, progress=inner,
-                                 precision=precision)
+                result = generate_with_stats(path, contexts, seed=int(seed), max_new_tokens=max_new_tokens,
+                                             temperature=temperature, batch_size=batch_size, progress=inner,
+                                             precision=precision, share=(rank, size) if size > 1 else None)
+                texts = result.texts
+                if size > 1:
+                    texts = _merge_shares(all_gather_objects((result.positions, result.texts)), len(contexts))
                 frame = pd.DataFrame({"prompt_id": prompts["prompt_id"].to_numpy(), "context": prompts["context"],
                                       "model": name, "seed": int(seed), "text": texts})
-                if partial is not None:
+                if partial is not None and rank == 0:
                     partial.parent.mkdir(parents=True, exist_ok=True)
                     tmp = partial.with_name(f".{partial.name}.tmp")
                     frame.to_csv(tmp, index=False)
@@ -70,6 +80,18 @@ def generate_frame(models: dict[str, Path], prompts: pd.DataFrame, seeds: list[i
                 progress("generate", done, jobs_total, {})
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=["prompt_id", "context", "model", "seed", "text"])
+
+
+def _merge_shares(shares: list[tuple[list[int], list[str]]], n: int) -> list[str]:
+    """The processes' (positions, texts) shares back in position order; every position exactly once."""
+    texts: list[str | None] = [None] * n
+    for positions, part in shares:
+        for i, text in zip(positions, part):
+            texts[i] = text
+    missing = [i for i, t in enumerate(texts) if t is None]
+    if missing:
+        raise DeconfoundError(f"the processes' generations miss {len(missing)} of {n} prompts (first: {missing[0]})")
+    return texts
 
 
 # ------------------------------------------------------------------ generating from a finished run

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DeconfoundError
-from ..models import (PromptStyle, format_prompt, is_adapter_folder, lora_config, pick_device, record_adapter_base,
-                      resolve_precision, save_merged, set_torch_threads)
+from ..models import (PromptStyle, barrier, format_prompt, is_adapter_folder, is_main_process, lora_config,
+                      pick_device, record_adapter_base, resolve_precision, save_merged, set_torch_threads)
 from .callbacks import Cancelled, _Guards
 from .settings import SUMMARY_FILE, TrainingSummary
 
@@ -39,7 +39,10 @@ def _device_args(settings) -> dict:
     # transformers 5 renamed gradient_checkpointing (trl defaults it to True) to activation_checkpointing.
     checkpointing = ("activation_checkpointing" if "activation_checkpointing" in TrainingArguments.__dataclass_fields__
                      else "gradient_checkpointing")
-    return {"bf16": dtype == torch.bfloat16, "fp16": False, "use_cpu": device == "cpu", checkpointing: False}
+    # Every trainable weight takes part in each forward pass (full models and LoRA alike), so DDP need not search
+    # the graph for unused ones after every backward (its default here, which it warned about on each run).
+    return {"bf16": dtype == torch.bfloat16, "fp16": False, "use_cpu": device == "cpu", checkpointing: False,
+            "ddp_find_unused_parameters": False}
 
 
 def _common_args(settings, checkpoint_dir: Path, warmup: float = 0.0) -> dict:
@@ -62,23 +65,28 @@ def _start(model_path, out_dir, checkpoint_dir, resume: bool) -> tuple[Path, Pat
 
 
 def _prepare_checkpoints(checkpoint_dir: Path, resume: bool) -> str | None:
-    """The checkpoint to resume from (None to start fresh, clearing stale checkpoints)."""
+    """The checkpoint to resume from (None to start fresh, clearing stale checkpoints). Under several
+    processes the main one clears and the others wait, so none sees a folder half-deleted."""
     from transformers.trainer_utils import get_last_checkpoint
     if resume and checkpoint_dir.is_dir():
         last = get_last_checkpoint(str(checkpoint_dir))
         if last:
             return last
-    if checkpoint_dir.exists() and not resume:
-        shutil.rmtree(checkpoint_dir)
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    if is_main_process():
+        if checkpoint_dir.exists() and not resume:
+            shutil.rmtree(checkpoint_dir)
+        checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    barrier()
     return None
 
 
 def _require_full_model(path: Path, dest: Path) -> Path:
-    """Trainers start from a full model folder: an adapter folder is merged into one first."""
+    """Trainers start from a full model folder: an adapter folder is merged into one first (by the main
+    process; the others wait for it)."""
     if is_adapter_folder(path):
-        if not (dest / "config.json").exists():
+        if is_main_process() and not (dest / "config.json").exists():
             save_merged(path, dest)
+        barrier()
         return dest
     return path
 
