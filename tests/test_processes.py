@@ -25,7 +25,7 @@ import pytest
 from deconfound import cli, runs
 from deconfound.data import Store
 from deconfound.errors import DeconfoundError
-from deconfound.runs import jobs as jobs_module
+from deconfound.runs import launch as launch_module
 from deconfound.sim import DEMO_ROLES, simulate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,21 +109,21 @@ def test_commands_start_several_local_processes(sim_store):
 
 def test_bad_process_counts_are_refused_in_one_sentence(sim_store, monkeypatch):
     cores = runs.cpu_cores()
-    monkeypatch.setattr(jobs_module, "cuda_device_count", lambda: 0)
+    monkeypatch.setattr(launch_module, "cuda_device_count", lambda: 0)
     assert runs.check_processes(1) == 1 and runs.check_processes(cores) == cores
     for bad in (0, -2, 1.5, "two", None):
         with pytest.raises(DeconfoundError, match="at least 1"):
             runs.check_processes(bad)
     with pytest.raises(DeconfoundError, match=f"no GPU and {cores} CPU core.*at most {cores}"):
         runs.check_processes(cores + 1)
-    monkeypatch.setattr(jobs_module, "cuda_device_count", lambda: 2)  # a 2-GPU machine: one process per GPU
+    monkeypatch.setattr(launch_module, "cuda_device_count", lambda: 2)  # a 2-GPU machine: one process per GPU
     assert runs.check_processes(2) == 2
     with pytest.raises(DeconfoundError, match=r"it has 2 GPU\(s\), so choose at most 2"):
         runs.check_processes(3)
     with pytest.raises(DeconfoundError, match="sample_rank RL algorithm runs in one process"):
         runs.check_processes(2, rl_algorithm="sample_rank")
     assert runs.check_processes(1, rl_algorithm="sample_rank") == 1
-    monkeypatch.setattr(jobs_module, "accelerate_installed", lambda: False)
+    monkeypatch.setattr(launch_module, "accelerate_installed", lambda: False)
     with pytest.raises(DeconfoundError, match="needs the accelerate package.*or use 1 process"):
         runs.check_processes(2)
     assert runs.check_processes(1) == 1  # one process never needs accelerate

@@ -8,11 +8,12 @@ imports this package; the stages import the trainers when they run.
 """
 
 from .folder import RunFolder, now_iso
-from .jobs import (ABOUT_FILE, ACTIVE_STATES, CANCEL_FILE, CANCEL_GRACE_S, FINAL_STATES, GPU_PRESET_ON_CPU_ENV,
-                   JOB_ID_RE, Job, accelerate_command, cancel_job, cancel_requested, check_processes,
-                   check_rl_algorithm, create_job, create_job_from_folder, format_job_line, format_seconds, get_job,
-                   is_run_folder_config, job_dir, job_processes_count, job_status, launch_command, list_jobs,
-                   new_job_id, resume_job, run_duration, start_job, wait_job, worker_alive, worker_command)
+from .jobs import (ABOUT_FILE, ACTIVE_STATES, CANCEL_FILE, CANCEL_GRACE_S, FINAL_STATES, JOB_ID_RE, Job,
+                   accelerate_command, cancel_job, cancel_requested, create_job, create_job_from_folder,
+                   format_job_line, format_seconds, get_job, is_run_folder_config, job_dir, job_processes_count,
+                   job_status, launch_command, list_jobs, new_job_id, resume_job, run_duration, start_job, wait_job,
+                   worker_alive)
+from .launch import GPU_PRESET_ON_CPU_ENV, check_processes, check_rl_algorithm, worker_command
 from .processes import (accelerate_installed, cpu_cores, cuda_device_count, group_alive, job_processes, pid_alive,
                         process_start_time)
 from .config import (OVERRIDES_ENV, TrainConfig, apply_overrides, default_threads, env_overrides, load_config_file,

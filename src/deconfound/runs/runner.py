@@ -84,10 +84,10 @@ def check_device(config: TrainConfig) -> None:
     $DECONFOUND_GPU_PRESET_ON_CPU=1 (bench/gpu_check.sh --dry-run: the same code path, shrunk), and an RL
     algorithm that runs in one process under several."""
     from ..models import pick_device
-    from .jobs import GPU_PRESET_NEEDS_CUDA, GPU_PRESET_ON_CPU_ENV
+    from .launch import GPU_PRESET_NEEDS_CUDA, GPU_PRESET_ON_CPU_ENV
     if config.preset == "gpu" and pick_device()[0] == "cpu" and os.environ.get(GPU_PRESET_ON_CPU_ENV) != "1":
         raise DeconfoundError(GPU_PRESET_NEEDS_CUDA)
-    from .jobs import check_rl_algorithm  # started by hand under accelerate: the rule start_job applies
+    from .launch import check_rl_algorithm  # started by hand under accelerate: the rule start_job applies
     check_rl_algorithm(int(os.environ.get("WORLD_SIZE", "1") or 1), config.rl.algorithm)
 
 
