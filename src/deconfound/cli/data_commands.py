@@ -9,8 +9,9 @@ from .common import emit, open_store
 
 def cmd_ingest(args) -> None:
     """Load a CSV/TSV/Parquet file into a new table."""
-    result = open_store(args).ingest(args.path, table=args.table, replace=args.replace)
-    emit(args, result.__dict__, result.summary())
+    result = open_store(args).ingest(args.path, table=args.table, replace=args.replace,
+                                     skip_bad_rows=args.skip_bad_rows)
+    emit(args, result.to_dict(), result.summary())
 
 
 def cmd_tables(args) -> None:
@@ -31,6 +32,12 @@ def cmd_describe(args) -> None:
     payload = desc.to_dict() | {"roles": roles.to_dict() if roles else None,
                                 "derived_columns": store.column_meta(args.table)}
     text = desc.summary() + "\n\nroles:\n" + (roles.summary() if roles else "(untagged)")
+    if args.rejects:
+        rejects = store.rejects(args.table, limit=args.limit)
+        payload["rejects"] = rejects.to_dict(orient="records")
+        text += (f"\n\nrejected lines ({desc.rows_rejected:,}; line, error, raw text):\n" + "\n".join(
+            f"{r.line:>8d}  {r.error}: {str(r.raw_line)[:100]!r}" for r in rejects.itertuples())
+            if len(rejects) else "\n\nno lines were rejected when this table was loaded")
     emit(args, payload, text)
 
 
@@ -79,13 +86,18 @@ def add_parsers(sub, common) -> None:
     p.add_argument("path")
     p.add_argument("--table", help="table name (default: from the file name)")
     p.add_argument("--replace", action="store_true", help="replace a table of the same name")
+    p.add_argument("--skip-bad-rows", action="store_true",
+                   help="load the rows that parse and keep every line that does not (with its line number and raw "
+                        "text) in the table's rejects table (`describe TABLE --rejects`)")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("tables", parents=[common], help="list tables")
     p.set_defaults(func=cmd_tables)
 
-    p = sub.add_parser("describe", parents=[common], help="row count, column types, nulls, roles")
+    p = sub.add_parser("describe", parents=[common], help="row count, column types, nulls, roles, rejected lines")
     p.add_argument("table")
+    p.add_argument("--rejects", action="store_true", help="also list the lines rejected at ingest")
+    p.add_argument("--limit", type=int, default=100, help="rejected lines listed with --rejects (default 100)")
     p.set_defaults(func=cmd_describe)
 
     p = sub.add_parser("drop", parents=[common], help="delete a table")

@@ -5,6 +5,7 @@ validation, role guessing from column names, and the train/reward/RL/test splits
 `paths`, `jsonio` only — every other subpackage builds on this one.
 """
 
+from .csv_import import BadLinesError, rejects_table_name
 from .role_guess import guess_roles
 from .roles import MULTI_ROLES, SINGLE_ROLES, Roles, is_numeric, is_temporal, training_blockers, validate
 from .splits import PAPER_SPLITS, SPLITS, assign_splits, split_counts
