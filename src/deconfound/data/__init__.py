@@ -6,8 +6,10 @@ validation, role guessing from column names, and the train/reward/RL/test splits
 """
 
 from .csv_import import BadLinesError, rejects_table_name
+from .prompt_text import NO_CONTEXT_PROMPT, constant_prompt, prompt_mode, prompt_texts, render_template
 from .role_guess import guess_roles
-from .roles import MULTI_ROLES, SINGLE_ROLES, Roles, is_numeric, is_temporal, training_blockers, validate
+from .roles import (CALENDAR_PARTS, DEFAULT_CALENDAR, MULTI_ROLES, OUTCOME_SCALES, SINGLE_ROLES, Roles, is_numeric,
+                    is_temporal, prompt_columns, prompt_description, template_fields, training_blockers, validate)
 from .splits import PAPER_SPLITS, SPLITS, assign_splits, split_counts
 from .store import (IngestResult, Store, TableDescription, check_table_name, next_free_name, quote_ident,
                     safe_table_name)

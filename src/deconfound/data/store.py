@@ -24,7 +24,7 @@ from ..errors import IngestError, NotFoundError, RolesError
 from .csv_import import (MAX_LINE_BYTES, META_PREFIX, SNIFF_BYTES, BadLinesError, check_header,  # noqa: F401
                          detect_delimiter, detect_encoding, detect_format, explain_duckdb_error, first_line,
                          load_csv, load_csv_file, quote_ident, read_header, rejects_table_name)
-from .roles import Roles, validate
+from .roles import Roles, is_numeric, is_temporal, validate
 
 ROLES_TABLE = META_PREFIX + "roles"
 COLUMNS_TABLE = META_PREFIX + "columns"
@@ -351,13 +351,44 @@ class Store:
     # ---------------------------------------------------------------- roles
     def save_roles(self, table: str, roles: Roles) -> list[str]:
         """Validate and store roles for a table; returns warnings, raises `RolesError` on errors."""
-        errors, warnings = validate(roles, self.schema(table))
+        errors, warnings = self.check_roles(table, roles)
         if errors:
             raise RolesError(errors)
         with self.connect() as con:
             con.execute(f"INSERT OR REPLACE INTO {ROLES_TABLE} VALUES (?, ?, ?)",
                         [table, json.dumps(roles.to_dict()), datetime.now(timezone.utc).replace(tzinfo=None)])
         return warnings
+
+    def check_roles(self, table: str, roles: Roles) -> tuple[list[str], list[str]]:
+        """`roles.validate` against the schema, plus what only the data can tell: a text timestamp whose values
+        do not parse as dates, a log1p outcome with negative values, a weight that is zero, negative or missing."""
+        schema = self.schema(table)
+        errors, warnings = validate(roles, schema)
+        t = quote_ident(table)
+        with self.connect() as con:
+            ts = roles.timestamp
+            if ts in schema and not is_temporal(schema[ts]):
+                col = quote_ident(ts)
+                bad, example = con.execute(f"SELECT count(*), any_value({col}) FROM {t} WHERE {col} IS NOT NULL AND "
+                                           f"TRY_CAST({col} AS TIMESTAMP) IS NULL").fetchone()
+                if bad:
+                    errors = [e for e in errors if not e.startswith("timestamp:")]
+                    errors.append(f"timestamp: {bad:,} values of '{ts}' do not parse as dates (e.g. {str(example)[:40]!r});"
+                                  " write them as ISO dates (YYYY-MM-DD hh:mm:ss) and load the file again")
+            y = roles.outcome
+            if roles.outcome_scale == "log1p" and y in schema and is_numeric(schema[y]):
+                bad, low = con.execute(f"SELECT count(*), min({quote_ident(y)}) FROM {t} "
+                                       f"WHERE {quote_ident(y)} < 0").fetchone()
+                if bad:
+                    errors.append(f"outcome: '{y}' has {bad:,} negative values (lowest {low:g}) and log1p needs values "
+                                  "≥ 0: keep the raw scale, or choose a count outcome")
+            w = roles.weight
+            if w in schema and is_numeric(schema[w]):
+                bad = con.execute(f"SELECT count(*) FROM {t} WHERE coalesce({quote_ident(w)}, 0) <= 0").fetchone()[0]
+                if bad:
+                    errors.append(f"weight: '{w}' is zero, negative or missing in {bad:,} rows, and a rate with no "
+                                  "impressions has no weight: filter those rows out first, or tag no weight")
+        return errors, warnings
 
     def load_roles(self, table: str) -> Roles | None:
         """The saved roles of a table, or None if it was never tagged."""

@@ -90,7 +90,7 @@ def run_pipeline(run_dir, progress=None, resume: bool = False, stop=None, write_
     splits, note = assign_splits(data, config.seed)
     if note:
         log.info("%s", note)
-    n_eval = len(eval_prompts(data, splits, config.role_set.context, config.n_eval_prompts, config.seed))
+    n_eval = len(eval_prompts(data, splits, config.role_set, config.n_eval_prompts, config.seed))
     plan = plan_stages(config, n_eval)
     tracker = RunProgress(folder, plan, stop=stop, enabled=main, callback=progress)
     run = RunState(folder=folder, config=config, progress=tracker, resume=resume, main=main, data=data, splits=splits,
