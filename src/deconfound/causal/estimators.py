@@ -33,6 +33,7 @@ import pandas as pd
 from ..data import Roles
 from ..errors import DeconfoundError
 from .calendar import time_effects
+from .calendar_effects import result_settings
 from .design import Design, _check_roles, absorbed, build_design, required_columns
 from .results import ESTIMATORS, EstimateResult, EstimatorConfig
 
@@ -55,8 +56,10 @@ def fit_ols(data: pd.DataFrame, roles: Roles, config: EstimatorConfig | None = N
     config = config or EstimatorConfig()
     design = absorbed(build_design(data, roles, config, with_instruments=False))
     regressors = pd.concat([design.exog, design.endog], axis=1)
+    cov = "HC0" if config.cov_type == "robust" else "nonrobust"
     with blas_threads():
-        fitted = sm.OLS(design.y, regressors).fit(cov_type="HC0" if config.cov_type == "robust" else "nonrobust")
+        fitted = (sm.OLS(design.y, regressors) if design.weights is None
+                  else sm.WLS(design.y, regressors, weights=design.weights)).fit(cov_type=cov)
     ci = fitted.conf_int(alpha=1 - config.level)
     result = EstimateResult(
         method="ols", n=int(fitted.nobs), outcome=roles.outcome,
@@ -65,7 +68,7 @@ def fit_ols(data: pd.DataFrame, roles: Roles, config: EstimatorConfig | None = N
         conf_int={k: [float(ci.loc[k, 0]), float(ci.loc[k, 1])] for k in fitted.params.index},
         pvalues={k: float(v) for k, v in fitted.pvalues.items()},
         confounder_terms=design.confounder_terms, warnings=_dropped_warning(design), formula=design.formula,
-        config=config.to_dict())
+        config=config.to_dict() | result_settings(roles))
     result.tests = {"sargan": {"reason": "over-identification tests apply to IV only"},
                     "wu_hausman": {"reason": "the endogeneity test compares OLS with IV; run IV to see it"}}
     return result
@@ -82,6 +85,9 @@ def fit_iv(data: pd.DataFrame, roles: Roles, config: EstimatorConfig | None = No
         result = _result_from_linearmodels("iv", fitted, design, roles, config)
         result.first_stage = first_stage_diagnostics(design, config.cov_type)
         result.tests = {"sargan": _test_dict(fitted.sargan), "wu_hausman": wu_hausman(design)}
+    result.config |= result_settings(roles)
+    if design.weights is not None:
+        result.warnings.append(f"IV is fitted unweighted: the weight column '{roles.weight}' is used by DML and OLS")
     for term, stage in result.first_stage.items():
         if not stage["f_stat"] >= config.weak_f:
             result.warnings.insert(0, (
@@ -199,15 +205,16 @@ def fit_dml(data: pd.DataFrame, roles: Roles, config: EstimatorConfig | None = N
     features = nuisance_features(data, roles, covariates, config, progress=progress)
     y = design.y.to_numpy()
     treatments = design.endog.to_numpy(dtype=np.float64)
+    w = design.weights
     with blas_threads():
-        y_res, y_r2 = cross_fit_residuals(features, y, config.folds, config.seed, config.ridge_alpha)
+        y_res, y_r2 = cross_fit_residuals(features, y, config.folds, config.seed, config.ridge_alpha, sample_weight=w)
         d_res = np.empty_like(treatments)
         r2 = {roles.outcome: y_r2}
         for j, term in enumerate(design.endog.columns):
             d_res[:, j], r2[term] = cross_fit_residuals(features, treatments[:, j], config.folds, config.seed,
-                                                        config.ridge_alpha)
+                                                        config.ridge_alpha, sample_weight=w)
         cov = "HC1" if config.cov_type == "robust" else "nonrobust"
-        final = sm.OLS(y_res, d_res).fit(cov_type=cov)
+        final = (sm.OLS(y_res, d_res) if w is None else sm.WLS(y_res, d_res, weights=w)).fit(cov_type=cov)
     z = stats.norm.ppf(0.5 + config.level / 2)
     names = list(design.endog.columns)
     coef = dict(zip(names, map(float, final.params)))
@@ -226,9 +233,11 @@ def fit_dml(data: pd.DataFrame, roles: Roles, config: EstimatorConfig | None = N
         tests={"sargan": {"reason": "over-identification tests apply to IV only"},
                "wu_hausman": {"reason": "the endogeneity test needs an instrument"}},
         warnings=warns, notes=notes,
-        formula=f"{roles.outcome} ~ θ·({', '.join(names)}) + g(text features), {config.folds}-fold cross-fitted",
+        formula=(f"{'log1p(' + roles.outcome + ')' if roles.outcome_scale == 'log1p' else roles.outcome} ~ "
+                 f"θ·({', '.join(names)}) + g(text features), {config.folds}-fold cross-fitted"
+                 + (f", weighted by {roles.weight}" if w is not None else "")),
         nuisance={"features": config.embeddings, "r2": r2, "folds": config.folds},
-        config=config.to_dict())
+        config=config.to_dict() | result_settings(roles))
 
 
 def nuisance_features(data: pd.DataFrame, roles: Roles, controls: pd.DataFrame, config: EstimatorConfig,
@@ -260,8 +269,8 @@ def text_matrix(texts: pd.Series | Sequence[str], embeddings: str = "tfidf", pro
     return sparse.csr_matrix(embed_texts(texts, model=embeddings, progress=progress))
 
 
-def cross_fit_residuals(features, target: np.ndarray, folds: int, seed: int,
-                        alpha: float = 1.0) -> tuple[np.ndarray, float]:
+def cross_fit_residuals(features, target: np.ndarray, folds: int, seed: int, alpha: float = 1.0,
+                        sample_weight: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """Out-of-fold residuals target − ĝ(features) from ridge regressions, and the cross-fitted R².
 
     Ridge on sparse TF-IDF via LSQR: a lexicon-like quality signal stays linear in the word features,
@@ -274,7 +283,8 @@ def cross_fit_residuals(features, target: np.ndarray, folds: int, seed: int,
         model = Ridge(alpha=alpha, solver="lsqr", tol=1e-3)
         with pywarnings.catch_warnings():
             pywarnings.simplefilter("ignore")
-            model.fit(features[train], target[train])
+            model.fit(features[train], target[train],
+                      sample_weight=None if sample_weight is None else sample_weight[train])
         predicted[test] = model.predict(features[test])
     resid = target - predicted
     total = float(((target - target.mean()) ** 2).sum())

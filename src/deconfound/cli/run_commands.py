@@ -121,9 +121,11 @@ def cmd_resume(args) -> int:
 
 def cmd_generate(args) -> None:
     """Write texts for new prompts with a run's models."""
-    from ..runs import generate_for_run, job_dir, read_prompts
+    from ..runs import RunFolder, generate_for_run, job_dir, read_prompts
     run_dir = job_dir(args.run)
-    contexts = read_prompts(args.prompts)
+    template = ((RunFolder(run_dir).config().get("roles") or {}).get("prompt_template")
+                if RunFolder(run_dir).exists() else None)
+    contexts = read_prompts(args.prompts, template=template)
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     try:
         seeds = [int(s) for s in str(args.seed).split(",") if s.strip()]
