@@ -25,8 +25,8 @@ from .jobs import ACTIVE_STATES
 from .processes import process_start_time
 from .progress import RunProgress
 from .stages import (check_columns, feature_cache, RunState, eval_prompts, load_run_data, plan_stages, stage_base,
-                     stage_dpo, stage_dpo_pairs, stage_estimate, stage_generate, stage_reward, stage_rl, stage_sft,
-                     write_samples)
+                     stage_dpo, stage_dpo_pairs, stage_estimate, stage_evaluator, stage_generate, stage_reward, stage_rl,
+                     stage_sft, write_samples)
 from .trained import resolve_in
 
 log = logging.getLogger(__name__)
@@ -149,6 +149,8 @@ def run_pipeline(run_dir, progress=None, resume: bool = False, stop=None, write_
             stage(f"dpo/{method}", stage_dpo, method,
                   samples=lambda out, m=method: write_samples(run, f"dpo/{m}", f"dpo_{m}", out["model_path"], m))
     stage("generate", stage_generate, main_only=True)
+    if not config.role_set.truth:  # no truth to judge by: an independent evaluator, fluency, default markers
+        stage("evaluator", stage_evaluator, main_only=True)
     summary = run_summary(run, time.monotonic() - started)
     if main:
         folder.mark_finished("summary", **{"models": summary["models"]})

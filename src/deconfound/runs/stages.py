@@ -129,6 +129,8 @@ def plan_stages(config: TrainConfig, n_eval: int | None = None) -> dict[str, flo
             plan[f"dpo/{method}"] = steps(config.dpo, 500) * cost["dpo"] + 5
     models = 1 + int(config.run_sft) + len(config.methods) * (1 + int(config.run_dpo))
     plan["generate"] = models * (n_eval or config.n_eval_prompts) * len(config.gen_seeds) * cost["gen"] + 2 * models
+    if not config.role_set.truth:
+        plan["evaluator"] = REWARD_COST.get("minilm", 30.0) + models * (n_eval or config.n_eval_prompts) * cost["gen"] / 4
     plan["summary"] = 1.0
     return plan
 
@@ -313,6 +315,13 @@ def stage_generate(run: RunState) -> dict:
     frame.to_csv(tmp, index=False)
     os.replace(tmp, run.folder.generations_path)
     return {"rows": len(frame), "models": list(models), "prompts": len(prompts)}
+
+
+def stage_evaluator(run: RunState) -> dict:
+    """For a table without a truth column: the independent evaluator, fluency and default markers (see
+    `runs.evaluator`), so Compare judges the run by them and not by the simulation's sentiment."""
+    from .evaluator import build_evaluator
+    return build_evaluator(run.folder.path, progress=run.progress)
 
 
 def check_columns(config: TrainConfig, data: pd.DataFrame) -> None:
