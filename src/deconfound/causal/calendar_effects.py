@@ -1,7 +1,7 @@
 """Time as the confounder, heavy-tailed counts and impression-weighted rates.
 
 A timestamp tagged as a confounder enters as its calendar: one dummy per level of each calendar part (weekday,
-hour, calendar month, month of the year, year; `Roles.calendar`, default weekday + month), so ĥ(C) is the
+hour, calendar month, month of the year, year, decade; `Roles.calendar`, default weekday + month), so ĥ(C) is the
 calendar effect on the outcome. DML estimates it with the text features partialled out of the outcome and of
 every calendar dummy (the partially linear model), so months that happened to carry better texts are not
 charged to the calendar; naive OLS on the same dummies is the comparison. The term records keep the part
@@ -57,6 +57,8 @@ def calendar_labels(stamps: pd.Series, part: str) -> pd.Series:
         labels = stamps.dt.month.map(lambda m: MONTHS[int(m) - 1] if pd.notna(m) else None)
     elif part == "year":
         labels = stamps.dt.year.map(lambda y: str(int(y)) if pd.notna(y) else None)
+    elif part == "decade":
+        labels = stamps.dt.year.map(lambda y: f"{int(y) // 10 * 10}s" if pd.notna(y) else None)
     else:
         raise DeconfoundError(f"unknown calendar part {part!r}: use one of {', '.join(CALENDAR_PARTS)}")
     return labels.astype("string")

@@ -19,7 +19,7 @@ MULTI_ROLES = ("confounders", "instruments", "controls")
 OUTCOME_SCALES = ("raw", "log1p")
 # Calendar parts a timestamp's effect can be made of (a calendar is parts joined by '+', e.g. "weekday+month");
 # defined here, at the bottom of the flow, so validation and the estimators (causal) share one list.
-CALENDAR_PARTS = ("weekday", "hour", "month", "month_of_year", "year")
+CALENDAR_PARTS = ("weekday", "hour", "month", "month_of_year", "year", "decade")
 DEFAULT_CALENDAR = "weekday+month"
 
 
