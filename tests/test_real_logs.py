@@ -121,3 +121,17 @@ def test_bad_time_scale_and_weight_inputs_are_one_sentence(tmp_path, store, caps
     assert store.load_roles("t") is None  # nothing saved
     with pytest.raises(RolesError, match="do not parse as dates"):
         store.save_roles("t", Roles(text="title", outcome="votes", timestamp="posted"))
+
+
+def test_a_date_column_read_back_from_parquet_is_still_a_time(tmp_path):
+    from deconfound.causal import column_terms
+    from deconfound.runs import marker_groups_for
+    data = make_log(n=300)
+    data["posted"] = data["posted"].dt.date  # DuckDB DATE -> Parquet -> pandas: Python dates (object dtype)
+    data.to_parquet(tmp_path / "d.parquet")
+    back = pd.read_parquet(tmp_path / "d.parquet")
+    assert back["posted"].dtype == object
+    frame, terms = column_terms(back, ["posted"], "weekday+month_of_year")
+    assert {t["calendar"] for t in terms} == {"weekday", "month_of_year"} and frame.shape[1] == 6 + 11
+    groups, sources = marker_groups_for(back, ROLES)
+    assert {"Monday", "December"} <= set(groups) and not any(g.startswith("20") for g in groups)

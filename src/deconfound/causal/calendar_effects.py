@@ -20,7 +20,7 @@ import pandas as pd
 from ..data import CALENDAR_PARTS, DEFAULT_CALENDAR, Roles
 from ..errors import DeconfoundError
 from .calendar import WEEKDAYS
-from .terms import categorical_terms
+from .terms import categorical_terms, is_time_series
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 # Full names of the calendar's levels, for counting them in generated texts ("Happy Monday!").
@@ -31,8 +31,9 @@ LEVEL_WORDS = {"weekday": dict(zip(WEEKDAYS, ("Monday", "Tuesday", "Wednesday", 
 
 
 def is_time(series: pd.Series) -> bool:
-    """Whether a column is a date/time (it then enters a model as its calendar)."""
-    return pd.api.types.is_datetime64_any_dtype(series)
+    """Whether a column is a date/time (it then enters a model as its calendar), DATE columns read back from
+    Parquet (Python dates) included."""
+    return is_time_series(series)
 
 
 def calendar_parts(calendar: str | None) -> list[str]:

@@ -8,6 +8,7 @@ the corrected outcome and the marker scan.
 
 from __future__ import annotations
 
+import datetime
 from typing import Sequence
 
 import numpy as np
@@ -15,6 +16,16 @@ import pandas as pd
 
 REFERENCE_NAMES = ("None", "none", "NONE", "no team", "")
 MISSING_LEVEL = "(missing)"
+
+
+def is_time_series(series: pd.Series) -> bool:
+    """A date/time column: datetime64, or Python dates (a DATE column read back from Parquet)."""
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return True
+    if series.dtype == object:
+        first = series.dropna().head(1)
+        return bool(len(first)) and isinstance(first.iloc[0], (datetime.date, datetime.datetime))
+    return False
 
 
 def is_categorical(series: pd.Series) -> bool:
@@ -48,7 +59,7 @@ def column_terms(frame: pd.DataFrame, columns: Sequence[str],
     parts, terms = [], []
     for col in columns:
         series = frame[col]
-        if pd.api.types.is_datetime64_any_dtype(series):
+        if is_time_series(series):
             from .calendar_effects import calendar_terms  # it builds on this module
             dummies, dummy_terms = calendar_terms(series, col, calendar)
             parts.append(dummies)

@@ -30,7 +30,7 @@ def evaluator_backbone(reward_backbone: str) -> str:
 
 
 def train_evaluator(rows: pd.DataFrame, columns: RewardColumns, out_dir, backbone: str = "minilm", seed: int = 0,
-                    max_rows: int = 6000, progress=None) -> RewardModel:
+                    max_rows: int = 4000, progress=None) -> RewardModel:
     """Fit the evaluator on `rows` (the run's held-out rows): 60% to fit, 20% to choose the ridge λ, 20% held out
     for its correlation with the target. Saved in out_dir like any reward model, with metrics["holdout"]."""
     method = "deconfounded" if columns.corrected else "naive"

@@ -49,7 +49,8 @@ def train_run_evaluator(run_dir, progress=None) -> dict:
     folder, config, data, splits, stages = _run(run_dir)
     corrected = (stages.get("estimate") or {}).get("corrected_column") or config.corrected_column
     columns = RewardColumns.from_roles(config.role_set, corrected=corrected if corrected in data.columns else None)
-    rows = data.loc[splits == "test"]
+    from .stages import reward_frame
+    rows = reward_frame(config.role_set, data.loc[splits == "test"], columns)
     backbone = evaluator_backbone(config.reward.backbone)
     model = train_evaluator(rows, columns, folder.path / EVALUATOR_DIR / "reward", backbone=backbone,
                             seed=config.seed, progress=progress)
@@ -95,7 +96,7 @@ def default_marker_groups(run_dir) -> dict[str, list[str]]:
 def marker_groups_for(data: pd.DataFrame, roles) -> tuple[dict[str, list[str]], dict[str, str]]:
     """Marker groups from a table's rows: spurious phrases (the marker scan), a categorical confounder's levels,
     a time confounder's weekday/month names. Returns (groups, where each group came from)."""
-    from ..causal import DiagnosticsConfig, distinct_phrases, scan_markers, time_marker_groups
+    from ..causal import DiagnosticsConfig, distinct_phrases, is_time, scan_markers, time_marker_groups
     from ..errors import DeconfoundError
     groups: dict[str, list[str]] = {}
     sources: dict[str, str] = {}
@@ -108,7 +109,7 @@ def marker_groups_for(data: pd.DataFrame, roles) -> tuple[dict[str, list[str]], 
             log.info("marker scan for default markers skipped: %s", exc)
     for column in roles.confounders:
         series = data[column] if column in data.columns else None
-        if series is None or pd.api.types.is_numeric_dtype(series) or pd.api.types.is_datetime64_any_dtype(series):
+        if series is None or pd.api.types.is_numeric_dtype(series) or is_time(series):
             continue
         levels = [str(v) for v in series.dropna().astype(str).value_counts().index
                   if len(str(v).strip()) >= 2 and not str(v).strip().replace(".", "").isdigit()]

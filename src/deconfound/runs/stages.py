@@ -205,6 +205,20 @@ def reward_columns(run: RunState) -> RewardColumns:
     return RewardColumns.from_roles(run.roles, corrected=run.info["estimate"].get("corrected_column"))
 
 
+def reward_frame(roles: Roles, rows: pd.DataFrame, columns: RewardColumns) -> pd.DataFrame:
+    """The rows a reward learns from: for a log1p outcome (heavy-tailed counts) the outcome and the corrected
+    outcome on log(1 + y), the scale the confounder effect was estimated on (a few huge counts would otherwise
+    decide the reward)."""
+    if roles.outcome_scale != "log1p":
+        return rows
+    rows = rows.copy()
+    for column in {columns.outcome, columns.corrected} - {None}:
+        if column in rows.columns:
+            values = pd.to_numeric(rows[column], errors="coerce")
+            rows[column] = np.log1p(values.where(values >= 0))
+    return rows
+
+
 def stage_reward(run: RunState, method: str, features) -> dict:
     from dataclasses import replace as dc_replace
 
@@ -212,10 +226,11 @@ def stage_reward(run: RunState, method: str, features) -> dict:
     base = run.config.reward
     if base.backbone in ("generator", "finetune") and base.model_path in (None, "", POLICY_MODEL):
         base = dc_replace(base, model_path=policy_path(run))
-    train, valid = run.rows("rm"), run.rows("rm_valid")
+    columns = reward_columns(run)
+    train, valid = (reward_frame(run.roles, run.rows(s), columns) for s in ("rm", "rm_valid"))
     if run.config.max_reward_rows and len(train) > run.config.max_reward_rows:
         train = train.sample(n=run.config.max_reward_rows, random_state=run.config.seed)
-    models = train_all([method], train, valid, reward_columns(run), run.path("rewards"), config=base,
+    models = train_all([method], train, valid, columns, run.path("rewards"), config=base,
                        progress=run.progress, features=features)
     metrics = models[method].metrics
     log.info("reward %s: valid pearson with truth %s, R² on outcome %s", method,
