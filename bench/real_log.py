@@ -213,7 +213,7 @@ def write_markdown(report: dict, path: Path) -> None:
         lines.append(f"| {term.split('[')[-1].rstrip(']')} | {fmt(o.get('coef'))} | {fmt(d['coef'])} "
                      f"[{fmt(d['ci'][0])}, {fmt(d['ci'][1])}] |")
     r2 = est["dml"].get("nuisance_r2") or {}
-    lines += ["", f"DML nuisance fit (cross-fitted R² from the titles): " + ", ".join(
+    lines += ["", "DML nuisance fit (cross-fitted R² from the titles): " + ", ".join(
         f"{k} {v:.3f}" for k, v in list(r2.items())[:4]) + (" …" if len(r2) > 4 else ""), "",
         "## Smoke run and comparison", "",
         f"Run `{Path(report['run']['run_dir']).name}` ({report['run']['preset']} preset, methods naive and "
