@@ -336,7 +336,11 @@ def stage_evaluator(run: RunState) -> dict:
     """For a table without a truth column: the independent evaluator, fluency and default markers (see
     `runs.evaluator`), so Compare judges the run by them and not by the simulation's sentiment."""
     from .evaluator import build_evaluator
-    return build_evaluator(run.folder.path, progress=run.progress)
+    try:
+        return build_evaluator(run.folder.path, progress=run.progress)
+    except DeconfoundError as exc:  # e.g. too few held-out rows: the models are trained, judge them otherwise
+        log.warning("no independent evaluator for this run: %s", exc)
+        return {"skipped": str(exc)}
 
 
 def check_columns(config: TrainConfig, data: pd.DataFrame) -> None:
