@@ -183,21 +183,28 @@ class Store:
             return con.execute(f"SELECT * FROM {quote_ident(table)} LIMIT ?", [int(limit)]).df()
 
     def describe(self, table: str) -> TableDescription:
-        """Row count, column types, null counts, distinct counts and numeric ranges (DuckDB SUMMARIZE)."""
-        self.require(table)
+        """Row count, column types, null counts, distinct counts and numeric ranges, in one aggregate pass (what
+        SUMMARIZE reports without its quantiles, which took most of its time: 1.2 s vs 0.14 s at 200k rows)."""
+        schema = self.schema(table)
+        parts = ["count(*)"]
+        for name, dtype in schema.items():
+            col = quote_ident(name)
+            parts += [f"count({col})", f"approx_count_distinct({col})", f"min({col})::VARCHAR", f"max({col})::VARCHAR",
+                      f"avg({col})::DOUBLE" if is_numeric(dtype) and dtype.upper() != "BOOLEAN" else "NULL::DOUBLE"]
         with self.connect() as con:
-            stats = con.execute(f"SUMMARIZE {quote_ident(table)}").df()
-        rows = int(stats["count"].iloc[0]) if len(stats) else 0
-        null_pct = pd.to_numeric(stats["null_percentage"], errors="coerce").fillna(0.0)
+            values = con.execute(f"SELECT {', '.join(parts)} FROM {quote_ident(table)}").fetchone()
+        rows = int(values[0])
+        stats = [values[1 + 5 * i: 6 + 5 * i] for i in range(len(schema))]
+        nulls = [rows - int(s[0]) for s in stats]
         cols = pd.DataFrame({
-            "column": stats["column_name"],
-            "type": stats["column_type"],
-            "nulls": (null_pct / 100.0 * rows).round().astype(int),
-            "null_pct": null_pct.round(2),
-            "distinct": stats["approx_unique"],
-            "min": stats["min"].astype(str).str.slice(0, 40),
-            "max": stats["max"].astype(str).str.slice(0, 40),
-            "mean": pd.to_numeric(stats["avg"], errors="coerce"),
+            "column": list(schema),
+            "type": list(schema.values()),
+            "nulls": nulls,
+            "null_pct": [round(100.0 * n / rows, 2) if rows else 0.0 for n in nulls],
+            "distinct": [int(s[1]) for s in stats],
+            "min": pd.Series([s[2] for s in stats], dtype=object).astype(str).str.slice(0, 40),
+            "max": pd.Series([s[3] for s in stats], dtype=object).astype(str).str.slice(0, 40),
+            "mean": pd.to_numeric(pd.Series([s[4] for s in stats], dtype=object), errors="coerce"),
         })
         return TableDescription(table=table, rows=rows, columns=cols, rows_rejected=self.rejected_count(table))
 
