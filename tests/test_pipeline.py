@@ -126,6 +126,30 @@ def test_run_progress_writes_status_metrics_and_stops(tmp_path):
         progress("rl/naive", 16, 30, {"reward": 0.3})
 
 
+def test_eta_starts_from_the_plan_then_follows_the_pace_smoothly(tmp_path, monkeypatch):
+    """The first ETA is the plan's seconds (measured per-unit costs); once a stage has run at half the planned
+    speed the ETA converges on twice the planned remainder, without jumping there in one write."""
+    from deconfound.runs import progress as progress_module
+    clock = [1000.0]
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: clock[0])
+    folder = RunFolder(tmp_path)
+    folder.write_status({"state": "running"})
+    progress = runs.RunProgress(folder, {"sft": 300.0, "rl/naive": 300.0}, min_interval_s=0.0)
+    progress.begin("sft")
+    assert folder.status()["eta_s"] == pytest.approx(600.0)   # nothing done: the plan
+    etas = []
+    for step in range(1, 11):                                   # the stage takes 600 s instead of 300
+        clock[0] += 60.0
+        progress("sft", step, 10, {})
+        etas.append(folder.status()["eta_s"])
+    assert max(abs(b - a) for a, b in zip(etas, etas[1:])) < 150  # no swings
+    progress.finish("sft")
+    for _ in range(30):                                         # status keeps being written while RL starts
+        clock[0] += 1.0
+        progress("rl/naive", 0, 10, {})
+    assert folder.status()["eta_s"] == pytest.approx(600.0 - 30.0, rel=0.15)  # 300 planned s at half speed
+
+
 def test_plan_weights_follow_settings(sim_store):
     config = runs.preset_config("smoke", "sim", store=sim_store, methods="naive,deconfounded")
     plan = runs.plan_stages(config)

@@ -206,6 +206,38 @@ def test_rl_with_lora_cancels_cleanly_resumes_and_saves_an_adapter(sft, corpus, 
     assert len(generate(rl, prompts["context"].tolist()[:3], seed=0)) == 3
 
 
+def test_sample_rank_raises_a_bounded_reward_and_resumes_after_a_round(sft, corpus, tmp_path):
+    """Sample-and-rank (sample texts, DPO on each prompt's best vs worst) moves the policy toward the reward
+    like GRPO does, keeps its guards' metrics, and a run cancelled in a round resumes after the last round."""
+    out, _ = sft
+    settings = RLSettings(algorithm="sample_rank", use_lora=False, learning_rate=2e-4, max_steps=24, rounds=3,
+                          prompts_per_step=8, num_generations=6, max_completion_length=12, rank_beta=0.2,
+                          save_steps=1000, torch_threads=1)
+    prompts = corpus[["context", "outcome"]].head(160)
+
+    def cancel_in_round_1(stage, step, total, metrics):
+        if step == 10:
+            raise Cancelled("stop please")
+
+    with pytest.raises(Cancelled, match="round 1"):
+        run_rl(out, says_win, prompts, settings, tmp_path / "sr", progress=cancel_in_round_1, stage="rl/win")
+    assert (tmp_path / "sr" / "checkpoints" / "rounds" / "round-0").is_dir()
+    seen = []
+    trained = run_rl(out, says_win, prompts, settings, tmp_path / "sr", resume=True, stage="rl/win",
+                     progress=lambda stage, step, total, metrics: seen.append((step, total, metrics)))
+    assert min(step for step, _, _ in seen) == 8 and all(total == 24 for _, total, _ in seen)  # round 0 not redone
+    summary = TrainingSummary.load(trained)
+    assert summary.steps == 24 and summary.stopped_early is None
+    rounds = [h for h in summary.history if "pairs" in h]
+    assert [h["round"] for h in rounds] == [0, 1, 2]  # the cancelled round's samples are dropped, redone
+    assert all(key in rounds[-1] for key in ("reward", "repetition", "completion_length", "empty_share"))
+    assert rounds[-1]["reward"] > rounds[0]["reward"], rounds  # later rounds sample better texts
+    held_out = corpus["context"].tolist()[200:296]
+    after, before = win_share(generate(trained, held_out, seed=0)), win_share(generate(out, held_out, seed=0))
+    assert after > before + 0.1, (before, after)
+    assert not (tmp_path / "sr" / "checkpoints").exists()
+
+
 def test_rl_refuses_beta_zero_and_rloo_config_is_valid(tmp_path):
     with pytest.raises(DeconfoundError, match="beta > 0"):
         rl_config(RLSettings(beta=0.0), tmp_path)

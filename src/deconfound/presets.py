@@ -36,6 +36,7 @@ class Preset:
     gen_max_new_tokens: int = 24
     dpo_prompts: int = 200
     auto_threads: bool = True  # False: leave torch's threads alone (a GPU machine)
+    precision: str = "auto"  # bf16 where the hardware computes it natively (models.resolve_precision)
     notes: tuple[str, ...] = field(default=())
 
 
@@ -71,6 +72,7 @@ PRESETS: dict[str, Preset] = {
         dpo=dict(use_lora=False, learning_rate=5e-5, max_steps=40, batch_size=8, max_length=128),
         cost={"sft": 0.35, "rl": 0.7, "dpo": 0.4, "gen": 1 / 300},
         dpo_prompts=100,  # sampled pairs for a tiny model: 100 prompts x 4 texts is enough signal
+        precision="fp32",  # the tiny model's 256-wide matmuls gain nothing from bf16; its settings were tuned in fp32
     ),
     "cpu": Preset(
         name="cpu", label="Laptop demo", model="smollm2-135m",

@@ -128,6 +128,22 @@ def row_weights(data: pd.DataFrame, roles: Roles) -> np.ndarray | None:
     return w
 
 
+def weighted_final_stage(y_res: np.ndarray, d_res: np.ndarray, weights: np.ndarray, names: list[str], level: float,
+                         cov_type: str = "robust", clusters: np.ndarray | None = None) -> dict[str, dict]:
+    """DML's final stage for impression-weighted rows: WLS of the outcome residuals on the confounder residuals;
+    per term {coef, std_err, conf_int, pvalue} (as `dml_doubleml.doubleml_final_stage` gives them)."""
+    import statsmodels.api as sm
+    if cov_type == "clustered" and clusters is not None:
+        args = {"cov_type": "cluster", "cov_kwds": {"groups": clusters}}
+    else:
+        args = {"cov_type": "HC1" if cov_type == "robust" else "nonrobust"}
+    fitted = sm.WLS(y_res, d_res, weights=weights).fit(**args)
+    ci = np.asarray(fitted.conf_int(alpha=1 - level))
+    return {name: {"coef": float(fitted.params[j]), "std_err": float(fitted.bse[j]),
+                   "conf_int": [float(ci[j, 0]), float(ci[j, 1])], "pvalue": float(fitted.pvalues[j])}
+            for j, name in enumerate(names)}
+
+
 def result_settings(roles: Roles) -> dict:
     """What an estimate records about the scale, calendar and weight it used (read back by `corrected`)."""
     return {"outcome_scale": roles.outcome_scale or "raw", "calendar": roles.calendar or DEFAULT_CALENDAR,

@@ -83,3 +83,15 @@ def outcome_density_chart(sample: pd.DataFrame):
     return (alt.Chart(long).transform_density("value", groupby=["outcome"], as_=["value", "density"])
             .mark_area(opacity=0.45).encode(x="value:Q", y=alt.Y("density:Q", stack=None), color="outcome:N")
             .properties(height=240))
+
+
+def sensitivity_chart(grid: list[dict], term: str):
+    """The IV estimate and its interval as the instrument's direct effect γ grows (Conley et al.), with zero
+    marked: where the band crosses the red line the effect is no longer significant."""
+    import altair as alt
+    frame = pd.DataFrame(grid)
+    base = alt.Chart(frame).encode(x=alt.X("gamma:Q", title="direct effect of the instrument γ (outcome units)"))
+    band = base.mark_area(opacity=0.25).encode(y=alt.Y("lo:Q", title=f"effect of {term}"), y2="hi:Q")
+    line = base.mark_line().encode(y="coef:Q", tooltip=["gamma", "coef", "lo", "hi"])
+    zero = alt.Chart(pd.DataFrame({"zero": [0.0]})).mark_rule(color="#c0392b", strokeDash=[4, 4]).encode(y="zero:Q")
+    return (band + line + zero).properties(height=220)

@@ -33,12 +33,14 @@ class Design:
     formula: str
     absorb: list[np.ndarray] = field(default_factory=list)  # group codes of fixed effects to absorb
     absorbed_params: int = 0  # parameters absorbed (constant + fixed-effect levels), for degrees of freedom
+    clusters: np.ndarray | None = None  # integer cluster codes of the kept rows (clustered errors), else None
+    strata: np.ndarray | None = None    # weekday × month cell of each row once absorbed (refutations permute in it)
     weights: np.ndarray | None = None  # impressions behind a rate (Roles.weight), aligned with y
 
 
-def required_columns(roles: Roles, method: str, time_effects: bool = True) -> list[str]:
-    """Columns an estimator reads from the table."""
-    cols = [roles.outcome, *roles.confounders, *roles.controls, roles.weight]
+def required_columns(roles: Roles, method: str, time_effects: bool = True, cluster: str | None = None) -> list[str]:
+    """Columns an estimator reads from the table (plus the cluster column of clustered errors)."""
+    cols = [roles.outcome, *roles.confounders, *roles.controls, roles.weight, cluster]
     if roles.timestamp and time_effects:
         cols.append(roles.timestamp)
     if method == "iv":
@@ -87,6 +89,7 @@ def build_design(data: pd.DataFrame, roles: Roles, config: EstimatorConfig, with
     for col in endog:
         if endog[col].std() == 0:
             raise DeconfoundError(f"confounder term '{col}' is constant: its effect cannot be estimated")
+    clusters = cluster_codes(data.loc[pick], config)
     outcome = f"log1p({roles.outcome})" if roles.outcome_scale == "log1p" else roles.outcome
     formula = (f"{outcome} ~ " + " + ".join(endog.columns)
                + (" + " + " + ".join(roles.controls) if roles.controls else "")
@@ -96,7 +99,21 @@ def build_design(data: pd.DataFrame, roles: Roles, config: EstimatorConfig, with
     if weights is not None:
         formula += f", weighted by {roles.weight}"
     return Design(y=y, exog=exog, endog=endog, instruments=instruments, confounder_terms=confounder_terms,
-                  dropped=dropped, formula=formula, absorb=absorb, weights=weights)
+                  dropped=dropped, formula=formula, absorb=absorb, clusters=clusters, weights=weights)
+
+
+def cluster_codes(data: pd.DataFrame, config: EstimatorConfig) -> np.ndarray | None:
+    """Integer codes of the cluster column (a missing value is a cluster of its own), or None when errors are
+    not clustered. One cluster is answered later, where the rest of the estimate can still stand."""
+    if not config.cluster:
+        if config.cov_type == "clustered":
+            raise DeconfoundError("clustered standard errors need a cluster column: name one (e.g. the context, "
+                                  "an experiment id or the month)")
+        return None
+    if config.cluster not in data.columns:
+        raise NotFoundError(f"the data has no column {config.cluster!r} to cluster the standard errors by")
+    codes, _ = pd.factorize(data[config.cluster].astype("string").fillna("(missing)"))
+    return codes.astype(np.int64)
 
 
 def absorbed(design: Design) -> Design:
@@ -116,10 +133,17 @@ def absorbed(design: Design) -> Design:
     # The constant and any control that only varies between the fixed-effect groups are absorbed too.
     exog = out["exog"].loc[:, out["exog"].std() > 1e-9 * np.maximum(design.exog.std(), 1e-12)]
     exog = exog.drop(columns="const", errors="ignore")
+    instruments = out.get("instruments")
+    if instruments is not None:  # an instrument the fixed effects explain is set to exactly zero (then dropped)
+        gone = instruments.std() <= 1e-8 * np.maximum(design.instruments.std(), 1e-12)
+        if gone.any():
+            instruments = instruments.copy()
+            instruments.loc[:, gone.to_numpy()] = 0.0
     levels = 1 + sum(len(np.unique(g)) - 1 for g in design.absorb)
-    return Design(y=out["y"].iloc[:, 0], exog=exog, endog=out["endog"], instruments=out.get("instruments"),
+    return Design(y=out["y"].iloc[:, 0], exog=exog, endog=out["endog"], instruments=instruments,
                   confounder_terms=design.confounder_terms, dropped=design.dropped, formula=design.formula,
-                  absorbed_params=levels, weights=design.weights)
+                  absorbed_params=levels, clusters=design.clusters, weights=design.weights,
+                  strata=pd.factorize(design.absorb[0] * (int(design.absorb[-1].max()) + 1) + design.absorb[-1])[0])
 
 
 def _check_roles(data: pd.DataFrame, roles: Roles, with_instruments: bool, time_effects: bool = True) -> None:

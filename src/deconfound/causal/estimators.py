@@ -33,9 +33,13 @@ import pandas as pd
 from ..data import Roles
 from ..errors import DeconfoundError
 from .calendar import time_effects
-from .calendar_effects import result_settings
+from .calendar_effects import result_settings, weighted_final_stage
+from .covariance import resolve_covariance, statsmodels_fit_args
 from .design import Design, _check_roles, absorbed, build_design, required_columns
 from .results import ESTIMATORS, EstimateResult, EstimatorConfig
+
+NO_INSTRUMENT = ("does not apply, because weak-instrument-robust inference concerns IV and this estimate has no "
+                 "instrument")
 
 
 @contextmanager
@@ -55,11 +59,12 @@ def fit_ols(data: pd.DataFrame, roles: Roles, config: EstimatorConfig | None = N
     import statsmodels.api as sm
     config = config or EstimatorConfig()
     design = absorbed(build_design(data, roles, config, with_instruments=False))
+    design, cov_type, covariance, cov_warnings = resolve_covariance(design, config)
     regressors = pd.concat([design.exog, design.endog], axis=1)
-    cov = "HC0" if config.cov_type == "robust" else "nonrobust"
     with blas_threads():
-        fitted = (sm.OLS(design.y, regressors) if design.weights is None
-                  else sm.WLS(design.y, regressors, weights=design.weights)).fit(cov_type=cov)
+        model = (sm.OLS(design.y, regressors) if design.weights is None
+                 else sm.WLS(design.y, regressors, weights=design.weights))
+        fitted = model.fit(**statsmodels_fit_args(cov_type, design))
     ci = fitted.conf_int(alpha=1 - config.level)
     result = EstimateResult(
         method="ols", n=int(fitted.nobs), outcome=roles.outcome,
@@ -71,23 +76,44 @@ def fit_ols(data: pd.DataFrame, roles: Roles, config: EstimatorConfig | None = N
         config=config.to_dict() | result_settings(roles))
     result.tests = {"sargan": {"reason": "over-identification tests apply to IV only"},
                     "wu_hausman": {"reason": "the endogeneity test compares OLS with IV; run IV to see it"}}
+    result.warnings += cov_warnings
+    result.robust_ci = {"reason": NO_INSTRUMENT, "covariance": covariance}
+    result.sensitivity = {"reason": "does not apply, because naive OLS assumes the confounder is unrelated to the "
+                                    "text's quality; the sensitivity analyses belong to IV and DML"}
     return result
 
 
 def fit_iv(data: pd.DataFrame, roles: Roles, config: EstimatorConfig | None = None) -> EstimateResult:
     """2SLS: confounders endogenous, instruments excluded, controls exogenous; robust SEs and diagnostics."""
     from linearmodels.iv import IV2SLS
+
+    from .iv_arrays import fit_arrays, independent_instruments, iv_arrays
+    from .sensitivity import conley_sensitivity
+    from .weak_iv import robust_inference
     config = config or EstimatorConfig()
     design = absorbed(build_design(data, roles, config, with_instruments=True))
+    design, dropped_instruments = independent_instruments(design)
+    design, cov_type, covariance, cov_warnings = resolve_covariance(design, config)
     exog = design.exog if design.exog.shape[1] else None
+    clusters = {"clusters": design.clusters} if cov_type == "clustered" else {}
     with blas_threads():
-        fitted = IV2SLS(design.y, exog, design.endog, design.instruments).fit(cov_type=config.cov_type)
+        fitted = IV2SLS(design.y, exog, design.endog, design.instruments).fit(cov_type=cov_type, **clusters)
         result = _result_from_linearmodels("iv", fitted, design, roles, config)
-        result.first_stage = first_stage_diagnostics(design, config.cov_type)
+        result.first_stage = first_stage_diagnostics(design, cov_type)
         result.tests = {"sargan": _test_dict(fitted.sargan), "wu_hausman": wu_hausman(design)}
-    result.config |= result_settings(roles)
-    if design.weights is not None:
-        result.warnings.append(f"IV is fitted unweighted: the weight column '{roles.weight}' is used by DML and OLS")
+        result.warnings += cov_warnings
+        result.notes += dropped_instruments
+        if config.robust_inference:
+            arrays = iv_arrays(design, cov_type)
+            result.robust_ci = robust_inference(arrays, design, config.level, cov_type) | {"covariance": covariance}
+            result.sensitivity = conley_sensitivity(arrays, fit_arrays(arrays), config.level, config.gamma_range,
+                                                    config.gamma_share)
+        else:
+            result.robust_ci = result.sensitivity = {"reason": "not computed (robust_inference is off)"}
+        result.config |= result_settings(roles)
+        if design.weights is not None:
+            result.warnings.append(f"IV is fitted unweighted: the weight column '{roles.weight}' is used by DML "
+                                   "and OLS")
     for term, stage in result.first_stage.items():
         if not stage["f_stat"] >= config.weak_f:
             result.warnings.insert(0, (
@@ -113,7 +139,7 @@ def first_stage_diagnostics(design: Design, cov_type: str = "robust") -> dict[st
     out: dict[str, dict] = {}
     for name in design.endog.columns:
         x = design.endog[name].to_numpy(dtype=np.float64)
-        first = sm.OLS(x, full).fit(cov_type="HC0" if cov_type == "robust" else "nonrobust")
+        first = sm.OLS(x, full).fit(**statsmodels_fit_args(cov_type, design))
         params = first.params[-q:]
         wald = float(params @ np.linalg.solve(first.cov_params()[-q:, -q:], params))
         f_stat = wald / q
@@ -186,10 +212,50 @@ def _dropped_warning(design: Design) -> list[str]:
 
 def fit_dml(data: pd.DataFrame, roles: Roles, config: EstimatorConfig | None = None, progress=None) -> EstimateResult:
     """Partially linear DML: cross-fitted nuisance models of outcome and confounders on text features
-    (+ context, controls, time effects), then OLS of outcome residuals on confounder residuals."""
-    import statsmodels.api as sm
-    from scipy import stats
+    (+ context, controls, time effects), then the partialling-out score solved by DoubleML (θ, its error and
+    the omitted-variable sensitivity; see `dml_doubleml`)."""
+    from .dml_doubleml import doubleml_final_stage
     config = config or EstimatorConfig()
+    pieces = dml_pieces(data, roles, config, progress=progress)
+    design, names, r2 = pieces["design"], pieces["names"], pieces["r2"]
+    design, cov_type, covariance, cov_warnings = resolve_covariance(design, config)
+    if design.weights is not None:  # impression-weighted: WLS of the residuals (DoubleML's final stage is unweighted)
+        estimates = weighted_final_stage(pieces["y_res"], pieces["d_res"], design.weights, names, config.level,
+                                         cov_type, design.clusters)
+        sensitivity = {"reason": "the omitted-variable sensitivity is computed for unweighted fits only"}
+    else:
+        with blas_threads():
+            estimates, sensitivity = doubleml_final_stage(
+                pieces["y"], pieces["treatments"], pieces["y_res"], pieces["d_res"], names, config.level, cov_type,
+                design.clusters, config.cf_y, config.cf_d)
+    warns = [f"{design.dropped:,} rows with a missing outcome, confounder or control were left out"] if design.dropped else []
+    for term in names:
+        if r2[term] > 0.95:
+            warns.append(f"the text predicts {term} almost perfectly (R² {r2[term]:.2f}): little variation is left "
+                         "to estimate its effect, so the DML interval is wide")
+    notes = pieces["notes"] + [
+        "DML removes what the text features predict from both the outcome and the confounder; it is "
+        "unbiased only if the features capture every channel linking text and confounder"]
+    return EstimateResult(
+        method="dml", n=len(pieces["y"]), outcome=roles.outcome,
+        coef={k: estimates[k]["coef"] for k in names}, std_err={k: estimates[k]["std_err"] for k in names},
+        conf_int={k: estimates[k]["conf_int"] for k in names}, pvalues={k: estimates[k]["pvalue"] for k in names},
+        confounder_terms=design.confounder_terms,
+        tests={"sargan": {"reason": "over-identification tests apply to IV only"},
+               "wu_hausman": {"reason": "the endogeneity test needs an instrument"}},
+        warnings=warns + cov_warnings, notes=notes,
+        formula=(f"{'log1p(' + roles.outcome + ')' if roles.outcome_scale == 'log1p' else roles.outcome} ~ "
+                 f"θ·({', '.join(names)}) + g(text features), {config.folds}-fold cross-fitted"
+                 + (f", weighted by {roles.weight}" if design.weights is not None else "")),
+        nuisance={"features": config.embeddings, "r2": r2, "folds": config.folds,
+                  "final_stage": "WLS" if design.weights is not None else "DoubleMLPLR"},
+        config=config.to_dict() | result_settings(roles), robust_ci={"reason": NO_INSTRUMENT, "covariance": covariance},
+        sensitivity=sensitivity if config.robust_inference else {"reason": "not computed (robust_inference is off)"})
+
+
+def dml_pieces(data: pd.DataFrame, roles: Roles, config: EstimatorConfig, progress=None) -> dict:
+    """The cross-fitted nuisance step of DML: features, outcome and confounder terms, their out-of-fold
+    residuals and R² (kept together so the refutations can refit parts of it)."""
     if not roles.text:
         raise DeconfoundError("DML uses the text as nuisance features: tag the text column on Roles first")
     notes = []
@@ -213,31 +279,8 @@ def fit_dml(data: pd.DataFrame, roles: Roles, config: EstimatorConfig | None = N
         for j, term in enumerate(design.endog.columns):
             d_res[:, j], r2[term] = cross_fit_residuals(features, treatments[:, j], config.folds, config.seed,
                                                         config.ridge_alpha, sample_weight=w)
-        cov = "HC1" if config.cov_type == "robust" else "nonrobust"
-        final = (sm.OLS(y_res, d_res) if w is None else sm.WLS(y_res, d_res, weights=w)).fit(cov_type=cov)
-    z = stats.norm.ppf(0.5 + config.level / 2)
-    names = list(design.endog.columns)
-    coef = dict(zip(names, map(float, final.params)))
-    se = dict(zip(names, map(float, final.bse)))
-    warns = [f"{design.dropped:,} rows with a missing outcome, confounder or control were left out"] if design.dropped else []
-    for term in names:
-        if r2[term] > 0.95:
-            warns.append(f"the text predicts {term} almost perfectly (R² {r2[term]:.2f}): little variation is left "
-                         "to estimate its effect, so the DML interval is wide")
-    notes.append("DML removes what the text features predict from both the outcome and the confounder; it is "
-                 "unbiased only if the features capture every channel linking text and confounder")
-    return EstimateResult(
-        method="dml", n=len(y), outcome=roles.outcome, coef=coef, std_err=se,
-        conf_int={k: [coef[k] - z * se[k], coef[k] + z * se[k]] for k in names},
-        pvalues=dict(zip(names, map(float, final.pvalues))), confounder_terms=design.confounder_terms,
-        tests={"sargan": {"reason": "over-identification tests apply to IV only"},
-               "wu_hausman": {"reason": "the endogeneity test needs an instrument"}},
-        warnings=warns, notes=notes,
-        formula=(f"{'log1p(' + roles.outcome + ')' if roles.outcome_scale == 'log1p' else roles.outcome} ~ "
-                 f"θ·({', '.join(names)}) + g(text features), {config.folds}-fold cross-fitted"
-                 + (f", weighted by {roles.weight}" if w is not None else "")),
-        nuisance={"features": config.embeddings, "r2": r2, "folds": config.folds},
-        config=config.to_dict() | result_settings(roles))
+    return {"design": design, "features": features, "y": y, "treatments": treatments, "y_res": y_res,
+            "d_res": d_res, "r2": r2, "names": [str(c) for c in design.endog.columns], "notes": notes}
 
 
 def nuisance_features(data: pd.DataFrame, roles: Roles, controls: pd.DataFrame, config: EstimatorConfig,
@@ -306,15 +349,17 @@ def estimator_choices(roles: Roles) -> tuple[list[str], str]:
     return available, default
 
 
-def estimate(store, table: str, method: str, config: EstimatorConfig | None = None, progress=None) -> EstimateResult:
-    """Read the tagged table from a `Store` (DML reads a sample when the table is large) and fit."""
+def estimate(store, table: str, method: str, config: EstimatorConfig | None = None, progress=None,
+             refutations: bool = False) -> EstimateResult:
+    """Read the tagged table from a `Store` (DML reads a sample when the table is large) and fit; with
+    `refutations`, also run the refutations on the same rows (`refute`)."""
     if method not in FITTERS:
         raise DeconfoundError(f"unknown method {method!r}: choose one of {', '.join(ESTIMATORS)}")
     config = config or EstimatorConfig()
     roles = store.require_roles(table)
     if method == "iv":
         _check_roles(pd.DataFrame(columns=required_columns(roles, "iv")), roles, with_instruments=True)
-    columns = required_columns(roles, method, config.time_effects)
+    columns = required_columns(roles, method, config.time_effects, cluster=config.cluster)
     rows = store.row_count(table)
     sample = config.dml_max_rows if method == "dml" and rows > config.dml_max_rows else None
     data = store.read_frame(table, columns, sample_rows=sample, seed=config.seed)
@@ -322,5 +367,8 @@ def estimate(store, table: str, method: str, config: EstimatorConfig | None = No
     if sample:
         result.notes.insert(0, f"DML was fitted on a random sample of {sample:,} of {rows:,} rows "
                                "(the estimate is applied to every row)")
+    if refutations:
+        from .refute import refute
+        result.refutations = refute(data, roles, method, config)
     result.table = table
     return result

@@ -15,6 +15,9 @@ from ..jsonio import jsonable as _clean_json
 
 ESTIMATORS = ("ols", "iv", "dml")
 WEAK_F = 10.0
+NOT_REFUTED = "not run: `deconfound refute --table T`, `deconfound estimate` or the Deconfound page runs them"
+NO_REWARD_BAND = ("not computed: `deconfound estimate` (without --no-reward-band) or the Deconfound page retrains the "
+                  "reward at β̂ ± 2 se")
 
 
 @dataclass
@@ -24,7 +27,10 @@ class EstimatorConfig:
     time_effects: bool = field(default=True, metadata={
         "help": "add weekday and calendar-month fixed effects when a timestamp is tagged"})
     cov_type: str = field(default="robust", metadata={
-        "help": "standard errors: 'robust' (heteroskedasticity-robust) or 'unadjusted'"})
+        "help": "standard errors: 'robust' (heteroskedasticity-robust), 'unadjusted' or 'clustered' (by `cluster`)"})
+    cluster: str | None = field(default=None, metadata={
+        "help": "cluster the standard errors by this column (e.g. the context, an experiment id or the month); "
+                "setting it implies cov_type 'clustered'"})
     level: float = field(default=0.95, metadata={"help": "confidence level of the intervals"})
     weak_f: float = field(default=WEAK_F, metadata={"help": "first-stage F below this warns of a weak instrument"})
     folds: int = field(default=5, metadata={"help": "DML: cross-fitting folds"})
@@ -37,11 +43,35 @@ class EstimatorConfig:
     ridge_alpha: float = field(default=1.0, metadata={"help": "DML: ridge penalty of the nuisance regressions"})
     dml_max_rows: int = field(default=50_000, metadata={
         "help": "DML fits on a random sample of at most this many rows (the estimate applies to all rows)"})
-    seed: int = field(default=0, metadata={"help": "random seed (DML folds, sampling)"})
+    seed: int = field(default=0, metadata={"help": "random seed (DML folds, sampling, refutations)"})
+    robust_inference: bool = field(default=True, metadata={
+        "help": "IV: add weak-instrument-robust sets (Anderson–Rubin, CLR), the effective F, LIML and the "
+                "exclusion-restriction sensitivity; DML: the omitted-variable bounds"})
+    gamma_range: tuple[float, float] | None = field(default=None, metadata={
+        "help": "IV sensitivity: range [low, high] of the instrument's direct effect γ on the outcome (outcome "
+                "units per standard deviation of the instrument's push on the confounder); None = ± gamma_share "
+                "of the instrument's whole effect on the outcome"})
+    gamma_share: float = field(default=0.25, metadata={
+        "help": "IV sensitivity: default γ range as a share of the instrument's reduced-form effect"})
+    cf_y: float = field(default=0.03, metadata={
+        "help": "DML sensitivity: share of the outcome's residual variation an omitted confounder explains"})
+    cf_d: float = field(default=0.03, metadata={
+        "help": "DML sensitivity: share of the confounder's residual variation an omitted confounder explains"})
+    placebo_draws: int = field(default=5, metadata={"help": "refutations: permutations of the placebo checks"})
+    bootstrap_draws: int = field(default=20, metadata={"help": "refutations: resamples of the subset check"})
+
+    def __post_init__(self):
+        if self.cluster:
+            self.cov_type = "clustered"
+        if self.gamma_range is not None:
+            self.gamma_range = tuple(float(v) for v in self.gamma_range)
 
     def to_dict(self) -> dict:
         """JSON-ready dict."""
-        return asdict(self)
+        data = asdict(self)
+        if data["gamma_range"] is not None:
+            data["gamma_range"] = list(data["gamma_range"])
+        return data
 
 
 @dataclass
@@ -64,6 +94,14 @@ class EstimateResult:
     nuisance: dict | None = None
     table: str | None = None
     config: dict = field(default_factory=dict)
+    # weak-instrument-robust sets, effective F, LIML (IV); each entry {..} or {"reason": "does not apply, …"}
+    robust_ci: dict = field(default_factory=dict)
+    # exclusion-restriction (IV, Conley et al.) or omitted-variable (DML, Chernozhukov et al.) sensitivity
+    sensitivity: dict = field(default_factory=dict)
+    # placebo confounder, random common cause, data subsets, placebo instrument: {name: {passed, verdict, ...}}
+    refutations: dict = field(default_factory=lambda: {"reason": NOT_REFUTED})
+    # the reward retrained at β̂ ± 2 se (filled in by `rewards.reward_band`)
+    reward_band: dict = field(default_factory=lambda: {"reason": NO_REWARD_BAND})
 
     @property
     def terms(self) -> list[str]:
@@ -124,9 +162,39 @@ class EstimateResult:
                     lines.append(f"  {name}: n/a ({test['reason']})")
                 else:
                     lines.append(f"  {name}: stat {test['stat']:.3f}, p = {test['pvalue']:.3g}")
+        lines += self._robustness_summary()
         lines += [f"warning: {w}" for w in self.warnings]
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
+
+    def _robustness_summary(self) -> list[str]:
+        """The weak-instrument-robust sets, the sensitivity, the refutations and the reward band, in lines."""
+        from .sensitivity import sensitivity_verdict
+        from .weak_iv import describe_set
+        lines = []
+        for term, entry in ((self.robust_ci or {}).get("terms") or {}).items():
+            lines += ["", f"weak-instrument-robust ({term}):"]
+            for key, name in (("anderson_rubin", "Anderson–Rubin"), ("conditional_lr", "conditional LR")):
+                if key in entry:
+                    lines.append(f"  {describe_set(entry[key], name)}")
+            eff = entry.get("effective_f") or {}
+            if "stat" in eff:
+                lines.append(f"  effective F {eff['stat']:,.1f}: {eff['meaning']}")
+        liml = (self.robust_ci or {}).get("liml") or {}
+        if "coef" in liml:
+            lines.append("  LIML: " + ", ".join(f"{t} {v:.4g} (se {liml['std_err'][t]:.3g})"
+                                               for t, v in liml["coef"].items()))
+        verdict = sensitivity_verdict(self)
+        if verdict:
+            lines += ["", f"sensitivity: {verdict}"]
+        elif "reason" in (self.sensitivity or {}):
+            lines += ["", f"sensitivity: {self.sensitivity['reason']}"]
+        if "checks" in (self.refutations or {}):
+            lines += ["", f"refutations: {self.refutations['verdict']}"]
+            lines += [f"  {k}: {v.get('verdict') or v.get('reason')}" for k, v in self.refutations["checks"].items()]
+        if "verdict" in (self.reward_band or {}):
+            lines += ["", f"reward band: {self.reward_band['verdict']}"]
+        return lines
 
     def to_dict(self) -> dict:
         """JSON-ready dict (method, n, coef, std_err, conf_int, first_stage, tests, warnings, ...)."""

@@ -171,6 +171,10 @@ def model_card(run_dir: str | Path, model_name: str, result: ComparisonResult | 
             lo, hi = (estimate.get("conf_int") or {}).get(name, [None, None])
             coef = number_text(estimate.get("coef", {}).get(name), 4)
             lines.append(f"| {name} | {coef} | {number_text(lo, 4)} to {number_text(hi, 4)} |")
+        from ..causal import robustness_lines
+        robust = robustness_lines(estimate)
+        if robust:
+            lines += [""] + [f"- {line}" for line in robust]
         lines += [f"> warning: {w}" for w in estimate.get("warnings", [])]
     else:
         lines.append("No estimate was recorded for this run.")

@@ -72,12 +72,16 @@ def render_report(run_dir: str | Path, result: ComparisonResult, reward_points: 
                   chart_svg(reward_curves_chart(curves))]
     estimate = read_json(run_dir / "estimate.json")
     if estimate:
-        from ..causal import EstimateResult
+        from ..causal import EstimateResult, robustness_lines
         try:
             text = EstimateResult.from_dict(estimate).summary()
+            robust = robustness_lines(estimate)
         except Exception:  # an estimate from another version: show the raw JSON instead
-            text = json.dumps(estimate, indent=2)
-        parts += ["<h2>Confounder estimate</h2>", f"<pre>{esc(text)}</pre>"]
+            text, robust = json.dumps(estimate, indent=2), []
+        parts += ["<h2>Confounder estimate</h2>"]
+        if robust:
+            parts.append("<ul>" + "".join(f"<li>{esc(line)}</li>" for line in robust) + "</ul>")
+        parts.append(f"<pre>{esc(text)}</pre>")
     parts += ["<h2>Sample generations</h2>", samples_html(result, run_dir, sample_prompts)]
     config = read_json(run_dir / "config.json") or {}
     parts += ["<details><summary>Run configuration</summary>",

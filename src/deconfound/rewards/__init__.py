@@ -3,11 +3,13 @@
 Owns: the method registry (`methods`), reward configs, inputs and targets (`config`), frozen text features
 (`features`: TF-IDF, MiniLM, the generator's states), the heads (`heads`: ridge and ODIN on frozen features;
 `lm_head`: a fine-tuned LM regressor), the reward model with its persistence and its trl reward callable
-(`model`), training several methods at once (`training`), and their metrics (`metrics`, Table 2).
+(`model`), training several methods at once (`training`), their metrics (`metrics`, Table 2), and the reward
+retrained at the ends of the confounder estimate's interval (`band`).
 May import: `data`, `causal` (text features), `models` (LM backbones), `errors`, `jsonio`, `text_measures`.
 torch is imported inside the functions that need it.
 """
 
+from .band import reward_band, reward_band_from_store
 from .config import BACKBONES, FROZEN_BACKBONES, RewardColumns, RewardConfig, reward_inputs, training_target
 from .features import FeatureCache
 from .heads import OdinHead, RidgeHead

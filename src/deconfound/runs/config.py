@@ -65,6 +65,9 @@ class TrainConfig:
     gen_batch_size: int = field(default=32, metadata={"help": "prompts per generation batch"})
     threads: int | None = field(default_factory=default_threads, metadata={
         "help": "CPU threads for torch (too many next to other work makes it several times slower)"})
+    precision: str = field(default="auto", metadata={
+        "help": "auto | bf16 | fp32 for training and generation (auto: bf16 where the hardware computes it "
+                "natively: a CPU with AVX512-BF16/AMX or a CUDA GPU)"})
     seed: int = field(default=0, metadata={"help": "seed of the split (tables without one) and of sampling"})
     notes: list[str] = field(default_factory=list, metadata={"help": "what preset_config adjusted, for the user"})
 
@@ -243,7 +246,7 @@ def preset_config(preset: str, table: str, store=None, overrides: dict | None = 
         reward=RewardConfig(method="naive", backbone=spec.reward_backbone, model_path=spec.reward_model_path),
         sft=SFTSettings.for_preset(preset), rl=RLSettings.for_preset(preset), dpo=DPOSettings.for_preset(preset),
         n_eval_prompts=spec.n_eval_prompts, gen_seeds=list(spec.gen_seeds), gen_max_new_tokens=spec.gen_max_new_tokens,
-        dpo_prompts=spec.dpo_prompts, max_reward_rows=None, notes=notes)
+        dpo_prompts=spec.dpo_prompts, precision=spec.precision, max_reward_rows=None, notes=notes)
     if not spec.auto_threads:
         config.threads = None
     config = apply_overrides(config, merged)
@@ -258,9 +261,11 @@ def preset_config(preset: str, table: str, store=None, overrides: dict | None = 
     if config.estimator == "iv" and not roles.instruments and not config.corrected_column \
             and "deconfounded" in config.methods:
         raise DeconfoundError("the IV estimator needs an instrument: tag one on the Roles page or use dml")
-    for settings in (config.sft, config.rl, config.dpo):  # one place decides the CPU threads
+    for settings in (config.sft, config.rl, config.dpo):  # one place decides the CPU threads and precision
         if settings.torch_threads is None:
             settings.torch_threads = config.threads
+        if settings.precision is None:
+            settings.precision = config.precision
     return config
 
 

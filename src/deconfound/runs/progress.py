@@ -9,6 +9,7 @@ import time
 from .folder import RunFolder, now_iso
 
 log = logging.getLogger(__name__)
+ETA_SMOOTHING = 0.2  # share of the way a new estimate moves the shown one (status is written about once a second)
 
 
 # ------------------------------------------------------------------ progress
@@ -31,6 +32,8 @@ class RunProgress:
         self.started = time.monotonic()
         self.start_progress: float | None = None
         self.last_write = 0.0
+        self._eta: float | None = None
+        self._eta_at = self.started
         self.status = folder.status() if enabled else {}
 
     def check_stop(self) -> None:
@@ -78,14 +81,23 @@ class RunProgress:
         self.check_stop()
 
     def eta(self) -> float | None:
-        """Seconds left, from the time this session took for the progress it made."""
+        """Seconds left. The plan's seconds for what remains (per-unit costs measured on the preset's reference
+        machine, `presets.PRESETS`) are the first estimate; as work gets done, they are scaled by this session's
+        pace against the plan (fully once a minute or a tenth of the planned work is done), and the estimate
+        moves a fifth of the way to each new value, so one slow step does not swing it."""
         if self.start_progress is None:
             return None
-        gained = self.progress - self.start_progress
-        elapsed = time.monotonic() - self.started
-        if gained <= 0.005 or elapsed < 2:
-            return None
-        return max(0.0, elapsed / gained * (1.0 - self.progress))
+        now = time.monotonic()
+        remaining = self.total_cost * (1.0 - self.progress)
+        planned_done = (self.progress - self.start_progress) * self.total_cost
+        trust = min(1.0, planned_done / max(60.0, 0.1 * self.total_cost))
+        pace = (now - self.started) / planned_done if planned_done > 0 else 1.0
+        estimate = remaining * ((1.0 - trust) + trust * pace)
+        if self._eta is not None:
+            aged = max(0.0, self._eta - (now - self._eta_at))  # the last estimate, counted down since
+            estimate = aged + ETA_SMOOTHING * (estimate - aged)
+        self._eta, self._eta_at = estimate, now
+        return max(0.0, estimate)
 
     def write(self, force: bool = False, message: str | None = None, **extra) -> None:
         """Update status.json (at most once per `min_interval_s` unless forced)."""

@@ -121,8 +121,9 @@ def plan_stages(config: TrainConfig, n_eval: int | None = None) -> dict[str, flo
         plan["sft"] = steps(config.sft, 1000) * cost["sft"] + 5
     for method in config.methods:
         plan[f"rewards/{method}"] = REWARD_COST.get(config.reward.backbone, 30.0)
+    rl_cost = cost.get(config.rl.algorithm, cost["rl"])  # sample_rank's steps cost more than GRPO's
     for method in config.methods:
-        plan[f"rl/{method}"] = steps(config.rl, 1000) * cost["rl"] + 5
+        plan[f"rl/{method}"] = steps(config.rl, 1000) * rl_cost + 5
     if config.run_dpo:
         for method in config.methods:
             plan[f"dpo_pairs/{method}"] = config.dpo_prompts * config.dpo_samples * cost["gen"] + 3
@@ -305,7 +306,8 @@ def write_samples(run: RunState, stage: str, model_name: str, model_path: str, m
     if prompts.empty:
         return
     texts = generate(resolve_in(run.folder.path, model_path), prompts["context"].tolist(), seed=run.config.seed,
-                     max_new_tokens=run.config.gen_max_new_tokens, temperature=run.config.gen_temperature)
+                     max_new_tokens=run.config.gen_max_new_tokens, temperature=run.config.gen_temperature,
+                     precision=run.config.precision)
     scores = [None] * len(texts)
     if method:
         from ..rewards import RewardModel
@@ -325,7 +327,7 @@ def stage_generate(run: RunState) -> dict:
     models = run_models(run.folder.path, run.info)
     frame = generate_frame(models, prompts, run.config.gen_seeds, max_new_tokens=run.config.gen_max_new_tokens,
                            temperature=run.config.gen_temperature, batch_size=run.config.gen_batch_size,
-                           partial_dir=run.path("generations"), progress=run.progress)
+                           partial_dir=run.path("generations"), progress=run.progress, precision=run.config.precision)
     tmp = run.folder.generations_path.with_name(".generations.csv.tmp")
     frame.to_csv(tmp, index=False)
     os.replace(tmp, run.folder.generations_path)

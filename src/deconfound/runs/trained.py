@@ -38,7 +38,7 @@ def resolve_in(run_dir: Path, path: str) -> Path:
 
 def generate_frame(models: dict[str, Path], prompts: pd.DataFrame, seeds: list[int], *, max_new_tokens: int = 24,
                    temperature: float = 1.0, batch_size: int = 32, partial_dir: Path | None = None,
-                   progress=None) -> pd.DataFrame:
+                   progress=None, precision: str | None = "auto") -> pd.DataFrame:
     """Generations of every model for every prompt and seed: columns prompt_id, context, model, seed, text.
     With `partial_dir`, each (model, seed) is saved there as it finishes and reused on a resume."""
     from ..models import generate
@@ -55,7 +55,8 @@ def generate_frame(models: dict[str, Path], prompts: pd.DataFrame, seeds: list[i
                     if progress:
                         progress("generate", _done * max(total, 1) + step, jobs_total * max(total, 1), {})
                 texts = generate(path, prompts["context"].tolist(), seed=int(seed), max_new_tokens=max_new_tokens,
-                                 temperature=temperature, batch_size=batch_size, progress=inner)
+                                 temperature=temperature, batch_size=batch_size, progress=inner,
+                                 precision=precision)
                 frame = pd.DataFrame({"prompt_id": prompts["prompt_id"].to_numpy(), "context": prompts["context"],
                                       "model": name, "seed": int(seed), "text": texts})
                 if partial is not None:
@@ -115,4 +116,5 @@ def generate_for_run(run_dir, contexts: list[str], models: list[str] | None = No
     return generate_frame({m: available[m] for m in chosen}, prompts, seeds or [0],
                           max_new_tokens=max_new_tokens or config.get("gen_max_new_tokens", 24),
                           temperature=config.get("gen_temperature", 1.0),
-                          batch_size=config.get("gen_batch_size", 32), progress=progress)
+                          batch_size=config.get("gen_batch_size", 32), progress=progress,
+                          precision=config.get("precision", "auto"))

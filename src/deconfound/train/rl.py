@@ -17,13 +17,17 @@ from .callbacks import REWARD_STATS_FILE, GuardedReward, _Guards, _make_progress
 from .plumbing import _common_args, _lora, _plain_list, _quiet, _require_columns, _start, _train_save_finish
 from .settings import RLSettings, TrainingSummary
 
+RL_ALGORITHMS = ("grpo", "rloo", "sample_rank")
+
 
 def rl_config(settings: RLSettings, checkpoint_dir: Path):
     """The trl GRPOConfig / RLOOConfig for `settings` (also used by the bench's bare-trainer baseline)."""
     if settings.beta <= 0:
         raise DeconfoundError("RL needs beta > 0: the KL anchor to the SFT model is what keeps texts fluent")
-    if settings.algorithm not in ("grpo", "rloo"):
-        raise DeconfoundError(f"unknown RL algorithm {settings.algorithm!r}: use 'grpo' or 'rloo'")
+    if settings.algorithm not in RL_ALGORITHMS:
+        raise DeconfoundError(f"unknown RL algorithm {settings.algorithm!r}: use one of {', '.join(RL_ALGORITHMS)}")
+    if settings.algorithm == "sample_rank":
+        raise DeconfoundError("sample_rank has no trl config of its own: run it with run_rl")
     from trl import GRPOConfig, RLOOConfig
     config_cls = GRPOConfig if settings.algorithm == "grpo" else RLOOConfig
     return config_cls(**_common_args(settings, checkpoint_dir),
@@ -57,9 +61,14 @@ def run_rl(policy_path, reward_fn: Callable, prompts: pd.DataFrame, settings: RL
     Rewards are z-scored with `reward_stats` (the reward model's train mean and sd; else the first
     batch's), clipped to ±settings.reward_clip, and penalised for repeated words. Per step, progress
     gets reward, reward_raw, kl, loss, completion_length, repetition. Guards stop training early with
-    the reason in training_summary.json. `resume=True` continues from the last checkpoint."""
+    the reason in training_summary.json. `resume=True` continues from the last checkpoint.
+    `settings.algorithm` 'sample_rank' runs `sample_rank.run_sample_rank` on the same inputs instead."""
     from trl import GRPOTrainer, RLOOTrainer
 
+    if settings.algorithm == "sample_rank":
+        from .sample_rank import run_sample_rank
+        return run_sample_rank(policy_path, reward_fn, prompts, settings, out_dir, progress, resume, stage=stage,
+                               reward_stats=reward_stats, checkpoint_dir=checkpoint_dir)
     _require_columns(prompts, ["context"], "RL")
     policy_path, out_dir, checkpoint_dir, resume_from = _start(policy_path, out_dir, checkpoint_dir, resume)
     style = PromptStyle.load(policy_path)

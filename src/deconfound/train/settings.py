@@ -39,6 +39,10 @@ class _Settings:
     save_steps: int = field(default=10, metadata={"help": "checkpoint every N steps (resume)"})
     seed: int = field(default=0, metadata={"help": "seed of data order, sampling, LoRA init and dropout"})
     torch_threads: int | None = field(default=None, metadata={"help": "CPU threads (None: min(2, cores))"})
+    precision: str | None = field(default=None, metadata={
+        "help": "auto | bf16 | fp32: the dtype of mixed-precision training (auto: bf16 where the hardware computes "
+                "it natively, a CPU with AVX512-BF16/AMX or a CUDA GPU); None: the run's precision (a stage run "
+                "alone: bf16 on CUDA, float32 on a CPU)"})
 
     def to_dict(self) -> dict:
         """JSON-ready dict of every field."""
@@ -103,7 +107,9 @@ class RLSettings(_PolicySettings):
 
     _PRESET_BLOCK: ClassVar[str] = "rl"
 
-    algorithm: str = field(default="grpo", metadata={"help": "'grpo' or 'rloo' (trl trainers)"})
+    algorithm: str = field(default="grpo", metadata={
+        "help": "'grpo' or 'rloo' (trl trainers), or 'sample_rank' (sample texts, rank them by the reward, DPO on "
+                "best vs worst; see train.sample_rank)"})
     max_steps: int = field(default=30, metadata={"help": "optimiser steps; -1 runs `epochs` over the prompts"})
     learning_rate: float = field(default=2e-5, metadata={"help": "AdamW learning rate (lower for bigger models)"})
     beta: float = field(default=0.05, metadata={"help": "KL coefficient to the reference model; must be > 0"})
@@ -124,6 +130,18 @@ class RLSettings(_PolicySettings):
         "help": "stop early when mean completion length falls below"})
     guard_patience: int = field(default=2, metadata={"help": "consecutive steps a guard must fail before stopping"})
     max_prompts: int | None = field(default=None, metadata={"help": "use at most this many prompts (None: all)"})
+    rounds: int = field(default=4, metadata={
+        "help": "sample_rank: sample → rank → train rounds (max_steps optimiser steps split evenly over them)"})
+    rank_loss: str = field(default="dpo", metadata={
+        "help": "sample_rank: 'dpo' (best vs worst text of each prompt, plus DPO's SFT term) or 'sft' (the best)"})
+    rank_beta: float = field(default=0.1, metadata={
+        "help": "sample_rank: DPO β against the policy at the start of each round (paper's DPO: 0.1)"})
+    rank_min_gap: float = field(default=0.25, metadata={
+        "help": "sample_rank: a prompt gives a pair only when its best and worst texts' rewards (z units, after "
+                "clipping and the repetition penalty) differ by at least this"})
+    rank_max_length: int = field(default=160, metadata={
+        "help": "sample_rank: longest prompt + text in tokens in its training steps"})
+    sample_batch_size: int = field(default=32, metadata={"help": "sample_rank: prompts per generation batch"})
 
 
 @dataclass
