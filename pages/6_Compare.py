@@ -48,13 +48,21 @@ labels = {j["run_dir"]: " · ".join(dict.fromkeys([j["name"], j["id"]])) + f" ·
 run_dir = st.sidebar.selectbox("Run", list(labels), format_func=labels.get, key="compare_run",
                                help="Runs that have finished generating (newest first).")
 methods = sorted(p.parent.name for p in Path(run_dir).glob("rewards/*/config.json"))
-scorer = st.sidebar.selectbox("Quality measure", ["sentiment"] + [f"reward:{m}" for m in methods], key="scorer",
-                              help="Sentiment is the simulation's true quality. A reward model scores text the way "
-                                   "that method's reward saw it.")
+# The run's own default first: sentiment is the simulation's truth; a table without one is judged by the
+# independent evaluator (`evaluate.defaults`), and VADER is not offered for it.
+default_scorer = evaluate.default_scorer(run_dir)
+scorer = st.sidebar.selectbox("Quality measure", [default_scorer] + [f"reward:{m}" for m in methods], key="scorer",
+                              format_func=lambda s: {"sentiment": "sentiment (the simulation's truth)",
+                                                     "evaluator": "independent evaluator"}.get(s, s),
+                              help="Sentiment is the simulation's true quality. For other tables, the independent "
+                                   "evaluator: a reward model trained on the deconfounded outcome from held-out rows "
+                                   "with features no RL reward saw. A run's reward model scores text the way that "
+                                   "method's reward saw it.")
 markers_text = st.sidebar.text_area(
     "Markers to count", key="markers", placeholder='Happy, Monday   or   {"East": ["Boston", "New York"]}',
-    help="Words whose use you want to track, as comma-separated words or JSON groups. Empty: the team names per "
-         "region for the demo data.")
+    help="Words whose use you want to track, as comma-separated words or JSON groups. Empty: the run's defaults — "
+         "team names per region for the demo data; for other tables the phrases the Diagnostics flag as spurious, "
+         "a categorical confounder's levels and a time confounder's weekday and month names.")
 stamp = (Path(run_dir) / "generations.csv").stat().st_mtime
 
 result = None
@@ -85,6 +93,8 @@ for group in result.marker_groups:
 shown["length"] = table["length"].round(1)
 shown["distinct-2"] = table["distinct_2"].round(3)
 shown["repetition"] = table["repetition"].round(3)
+if table["perplexity"].notna().any():  # fluency, measured for runs on tables without a truth column
+    shown["perplexity (base model)"] = table["perplexity"].round(1)
 st.dataframe(shown, hide_index=True, width="stretch")
 st.caption(f"Quality = {result.scorer_label}. Stars mark a difference from SFT (* p<0.05, ** p<0.01, "
            "*** p<0.001). Marker columns count generations that name the group. Distinct-2: share of word pairs "
@@ -99,7 +109,7 @@ else:
     st.caption("No markers counted: give words to track in the sidebar.")
 
 points = evaluate.cached_reward_points(run_dir)
-if result.reward_truth_corr:
+if any(v.get("valid") is not None or v.get("train") is not None for v in result.reward_truth_corr.values()):
     st.subheader("How well each reward follows true quality")
     st.caption("Pearson correlation between each reward model's score and the true quality (simulation only). "
                "A reward that correlates poorly teaches the model the wrong thing.")

@@ -10,6 +10,8 @@ May import: `data`, `errors`, `paths`, `jsonio`. No torch except MiniLM embeddin
 """
 
 from .calendar import WEEKDAYS, absorb_fixed_effects, time_codes, time_effects
+from .calendar_effects import (calendar_labels, calendar_parts, calendar_terms, from_model_scale, is_time, row_weights,
+                               time_marker_groups, to_model_scale)
 from .charts import (entanglement_chart, estimates_chart, leakage_chart, marker_chart, outcome_density_chart,
                      sensitivity_chart, time_chart)
 from .corrected import (confounder_part, corrected_columns_table, corrected_sample, deconfounded_outcome,

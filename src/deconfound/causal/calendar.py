@@ -41,7 +41,7 @@ def time_codes(stamps: pd.Series) -> list[np.ndarray]:
 
 
 def absorb_fixed_effects(matrix: np.ndarray, groups: Sequence[np.ndarray], tol: float = 1e-10,
-                         max_sweeps: int = 500) -> np.ndarray:
+                         max_sweeps: int = 500, weights: np.ndarray | None = None) -> np.ndarray:
     """Remove additive fixed effects (and the constant) from every column by alternating projections:
     demean within each grouping in turn until nothing is left to remove.
 
@@ -50,14 +50,15 @@ def absorb_fixed_effects(matrix: np.ndarray, groups: Sequence[np.ndarray], tol: 
     instead of a million-row matrix with dozens of dummy columns.
     """
     out = np.array(matrix, dtype=np.float64, copy=True)
-    out -= out.mean(axis=0)
+    w = np.ones(len(out)) if weights is None else np.asarray(weights, dtype=np.float64)  # weighted: WLS's FWL
+    out -= np.average(out, axis=0, weights=w)
     scale = np.maximum(out.std(axis=0), 1e-12)
-    counts = [np.maximum(np.bincount(g), 1) for g in groups]
+    counts = [np.maximum(np.bincount(g, weights=w), 1e-300) for g in groups]
     for _ in range(max_sweeps):
         largest = 0.0
         for g, n in zip(groups, counts):
             for j in range(out.shape[1]):
-                means = np.bincount(g, weights=out[:, j], minlength=len(n)) / n
+                means = np.bincount(g, weights=w * out[:, j], minlength=len(n)) / n
                 out[:, j] -= means[g]
                 largest = max(largest, float(np.abs(means).max() / scale[j]))
         if largest < tol or len(groups) < 2:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DeconfoundError
+from .calendar_effects import from_model_scale, term_values, to_model_scale
 from .results import EstimateResult
 from .terms import MISSING_LEVEL
 
@@ -25,7 +26,9 @@ def confounder_part(data: pd.DataFrame, result: EstimateResult) -> np.ndarray:
     for term in result.confounder_terms:
         beta = result.coef[term["term"]]
         column = data[term["column"]]
-        if term.get("level") is None:
+        if term.get("calendar"):  # a time confounder: the term is a calendar level of the timestamp
+            values = term_values(column, term)
+        elif term.get("level") is None:
             values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
         else:
             labels = column.astype("string").fillna(MISSING_LEVEL)
@@ -35,14 +38,17 @@ def confounder_part(data: pd.DataFrame, result: EstimateResult) -> np.ndarray:
 
 
 def deconfounded_outcome(data: pd.DataFrame, result: EstimateResult, centre: bool = True) -> tuple[np.ndarray, float]:
-    """y − (ĥ(C) − offset), with offset = mean ĥ(C) when `centre` (keeps the raw mean), else 0.
+    """y − (ĥ(C) − offset), with offset = mean ĥ(C) when `centre` (keeps the raw mean), else 0. An effect
+    estimated on log(1 + y) is removed on that scale and the result returned to the outcome's own:
+    expm1(log1p(y) − (ĥ − offset)).
 
     Returns (values, offset); rows with a missing outcome or confounder give NaN.
     """
-    y = pd.to_numeric(data[result.outcome], errors="coerce").to_numpy(dtype=np.float64)
+    scale = (result.config or {}).get("outcome_scale", "raw")
+    y = to_model_scale(data[result.outcome], scale, f"outcome '{result.outcome}'")
     h = confounder_part(data, result)
     offset = float(np.nanmean(h)) if centre and np.isfinite(h).any() else 0.0
-    return y - (h - offset), offset
+    return from_model_scale(y - (h - offset), scale), offset
 
 
 def default_column_name(result: EstimateResult) -> str:
@@ -85,13 +91,13 @@ def write_deconfounded_column(store, table: str, result: EstimateResult, name: s
         "coef": {t: result.coef[t] for t in terms},
         "std_err": {t: result.std_err[t] for t in terms},
         "conf_int": {t: result.conf_int[t] for t in terms},
-        "formula": f"{name} = {result.outcome} - (" + " + ".join(f"{result.coef[t]:.6g}*{t}" for t in terms)
-                   + (f" - {offset:.6g})" if centre else ")"),
+        "formula": _formula(name, result, terms, offset, centre),
         "model": result.formula,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "source_outcome": result.outcome,
         "confounders": sorted({t["column"] for t in result.confounder_terms}),
         "centred": centre,
+        "outcome_scale": (result.config or {}).get("outcome_scale", "raw"),
         "offset": offset,
         "n": result.n,
         "warnings": list(result.warnings),
@@ -99,6 +105,14 @@ def write_deconfounded_column(store, table: str, result: EstimateResult, name: s
     }
     store.write_column(table, name, values, data["_rowid"].to_numpy(), meta=meta, replace=replace)
     return {"column": name, **meta}
+
+
+def _formula(name: str, result: EstimateResult, terms: list[str], offset: float, centre: bool) -> str:
+    """The corrected column as a formula (on log(1 + y) and back, for a log1p outcome)."""
+    h = "(" + " + ".join(f"{result.coef[t]:.6g}*{t}" for t in terms) + (f" - {offset:.6g})" if centre else ")")
+    if (result.config or {}).get("outcome_scale") == "log1p":
+        return f"{name} = expm1(log1p({result.outcome}) - {h})"
+    return f"{name} = {result.outcome} - {h}"
 
 
 def corrected_sample(store, table: str, result: EstimateResult, truth: str | None = None,

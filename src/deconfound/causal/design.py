@@ -15,6 +15,7 @@ import pandas as pd
 from ..data import Roles
 from ..errors import DeconfoundError, NotFoundError
 from .calendar import absorb_fixed_effects, time_codes
+from .calendar_effects import row_weights, to_model_scale
 from .results import EstimatorConfig
 from .terms import column_terms
 
@@ -34,11 +35,12 @@ class Design:
     absorbed_params: int = 0  # parameters absorbed (constant + fixed-effect levels), for degrees of freedom
     clusters: np.ndarray | None = None  # integer cluster codes of the kept rows (clustered errors), else None
     strata: np.ndarray | None = None    # weekday × month cell of each row once absorbed (refutations permute in it)
+    weights: np.ndarray | None = None  # impressions behind a rate (Roles.weight), aligned with y
 
 
 def required_columns(roles: Roles, method: str, time_effects: bool = True, cluster: str | None = None) -> list[str]:
     """Columns an estimator reads from the table (plus the cluster column of clustered errors)."""
-    cols = [roles.outcome, *roles.confounders, *roles.controls, cluster]
+    cols = [roles.outcome, *roles.confounders, *roles.controls, roles.weight, cluster]
     if roles.timestamp and time_effects:
         cols.append(roles.timestamp)
     if method == "iv":
@@ -52,11 +54,14 @@ def build_design(data: pd.DataFrame, roles: Roles, config: EstimatorConfig, with
     """Turn a table's columns into y, exogenous, endogenous and instrument matrices (time effects as groups
     to absorb, plus their dummies for DML)."""
     _check_roles(data, roles, with_instruments, config.time_effects)
-    y = pd.to_numeric(data[roles.outcome], errors="coerce").astype(np.float64)
-    endog, confounder_terms = column_terms(data, roles.confounders)
+    y = pd.Series(to_model_scale(data[roles.outcome], roles.outcome_scale, f"outcome '{roles.outcome}'"),
+                  index=data.index)
+    endog, confounder_terms = column_terms(data, roles.confounders, roles.calendar)
     controls, _ = column_terms(data, roles.controls)
     exog = pd.concat([pd.DataFrame({"const": 1.0}, index=data.index), controls], axis=1)
-    use_time = bool(config.time_effects and roles.timestamp)
+    # When the timestamp is the confounder its calendar is the effect to estimate, not a control.
+    use_time = bool(config.time_effects and roles.timestamp and roles.timestamp not in roles.confounders)
+    weights = row_weights(data, roles)
     instruments = None
     if with_instruments:
         instruments, _ = column_terms(data, roles.instruments)
@@ -70,6 +75,7 @@ def build_design(data: pd.DataFrame, roles: Roles, config: EstimatorConfig, with
                               "an estimate needs more complete rows")
     pick = keep.to_numpy()
     y, endog, exog = y[pick], endog[pick], exog[pick]
+    weights = None if weights is None else weights[pick]
     exog = _drop_constant(exog, keep_const=True)
     absorb = time_codes(data.loc[pick, roles.timestamp]) if use_time else []
     if instruments is not None:
@@ -84,13 +90,16 @@ def build_design(data: pd.DataFrame, roles: Roles, config: EstimatorConfig, with
         if endog[col].std() == 0:
             raise DeconfoundError(f"confounder term '{col}' is constant: its effect cannot be estimated")
     clusters = cluster_codes(data.loc[pick], config)
-    formula = (f"{roles.outcome} ~ " + " + ".join(endog.columns)
+    outcome = f"log1p({roles.outcome})" if roles.outcome_scale == "log1p" else roles.outcome
+    formula = (f"{outcome} ~ " + " + ".join(endog.columns)
                + (" + " + " + ".join(roles.controls) if roles.controls else "")
                + (" + weekday + month fixed effects (absorbed)" if use_time else ""))
     if with_instruments:
         formula += " | instruments: " + ", ".join(roles.instruments)
+    if weights is not None:
+        formula += f", weighted by {roles.weight}"
     return Design(y=y, exog=exog, endog=endog, instruments=instruments, confounder_terms=confounder_terms,
-                  dropped=dropped, formula=formula, absorb=absorb, clusters=clusters)
+                  dropped=dropped, formula=formula, absorb=absorb, clusters=clusters, weights=weights)
 
 
 def cluster_codes(data: pd.DataFrame, config: EstimatorConfig) -> np.ndarray | None:
@@ -115,7 +124,7 @@ def absorbed(design: Design) -> Design:
     if design.instruments is not None:
         blocks["instruments"] = design.instruments
     stacked = np.column_stack([b.to_numpy(dtype=np.float64) for b in blocks.values()])
-    demeaned = absorb_fixed_effects(stacked, design.absorb)
+    demeaned = absorb_fixed_effects(stacked, design.absorb, weights=design.weights)
     out, start = {}, 0
     for name, block in blocks.items():
         width = block.shape[1]
@@ -133,7 +142,7 @@ def absorbed(design: Design) -> Design:
     levels = 1 + sum(len(np.unique(g)) - 1 for g in design.absorb)
     return Design(y=out["y"].iloc[:, 0], exog=exog, endog=out["endog"], instruments=instruments,
                   confounder_terms=design.confounder_terms, dropped=design.dropped, formula=design.formula,
-                  absorbed_params=levels, clusters=design.clusters,
+                  absorbed_params=levels, clusters=design.clusters, weights=design.weights,
                   strata=pd.factorize(design.absorb[0] * (int(design.absorb[-1].max()) + 1) + design.absorb[-1])[0])
 
 

@@ -33,6 +33,7 @@ import pandas as pd
 from ..data import Roles
 from ..errors import DeconfoundError
 from .calendar import time_effects
+from .calendar_effects import result_settings, weighted_final_stage
 from .covariance import resolve_covariance, statsmodels_fit_args
 from .design import Design, _check_roles, absorbed, build_design, required_columns
 from .results import ESTIMATORS, EstimateResult, EstimatorConfig
@@ -61,7 +62,9 @@ def fit_ols(data: pd.DataFrame, roles: Roles, config: EstimatorConfig | None = N
     design, cov_type, covariance, cov_warnings = resolve_covariance(design, config)
     regressors = pd.concat([design.exog, design.endog], axis=1)
     with blas_threads():
-        fitted = sm.OLS(design.y, regressors).fit(**statsmodels_fit_args(cov_type, design))
+        model = (sm.OLS(design.y, regressors) if design.weights is None
+                 else sm.WLS(design.y, regressors, weights=design.weights))
+        fitted = model.fit(**statsmodels_fit_args(cov_type, design))
     ci = fitted.conf_int(alpha=1 - config.level)
     result = EstimateResult(
         method="ols", n=int(fitted.nobs), outcome=roles.outcome,
@@ -70,7 +73,7 @@ def fit_ols(data: pd.DataFrame, roles: Roles, config: EstimatorConfig | None = N
         conf_int={k: [float(ci.loc[k, 0]), float(ci.loc[k, 1])] for k in fitted.params.index},
         pvalues={k: float(v) for k, v in fitted.pvalues.items()},
         confounder_terms=design.confounder_terms, warnings=_dropped_warning(design), formula=design.formula,
-        config=config.to_dict())
+        config=config.to_dict() | result_settings(roles))
     result.tests = {"sargan": {"reason": "over-identification tests apply to IV only"},
                     "wu_hausman": {"reason": "the endogeneity test compares OLS with IV; run IV to see it"}}
     result.warnings += cov_warnings
@@ -107,6 +110,10 @@ def fit_iv(data: pd.DataFrame, roles: Roles, config: EstimatorConfig | None = No
                                                     config.gamma_share)
         else:
             result.robust_ci = result.sensitivity = {"reason": "not computed (robust_inference is off)"}
+        result.config |= result_settings(roles)
+        if design.weights is not None:
+            result.warnings.append(f"IV is fitted unweighted: the weight column '{roles.weight}' is used by DML "
+                                   "and OLS")
     for term, stage in result.first_stage.items():
         if not stage["f_stat"] >= config.weak_f:
             result.warnings.insert(0, (
@@ -212,10 +219,15 @@ def fit_dml(data: pd.DataFrame, roles: Roles, config: EstimatorConfig | None = N
     pieces = dml_pieces(data, roles, config, progress=progress)
     design, names, r2 = pieces["design"], pieces["names"], pieces["r2"]
     design, cov_type, covariance, cov_warnings = resolve_covariance(design, config)
-    with blas_threads():
-        estimates, sensitivity = doubleml_final_stage(
-            pieces["y"], pieces["treatments"], pieces["y_res"], pieces["d_res"], names, config.level, cov_type,
-            design.clusters, config.cf_y, config.cf_d)
+    if design.weights is not None:  # impression-weighted: WLS of the residuals (DoubleML's final stage is unweighted)
+        estimates = weighted_final_stage(pieces["y_res"], pieces["d_res"], design.weights, names, config.level,
+                                         cov_type, design.clusters)
+        sensitivity = {"reason": "the omitted-variable sensitivity is computed for unweighted fits only"}
+    else:
+        with blas_threads():
+            estimates, sensitivity = doubleml_final_stage(
+                pieces["y"], pieces["treatments"], pieces["y_res"], pieces["d_res"], names, config.level, cov_type,
+                design.clusters, config.cf_y, config.cf_d)
     warns = [f"{design.dropped:,} rows with a missing outcome, confounder or control were left out"] if design.dropped else []
     for term in names:
         if r2[term] > 0.95:
@@ -232,9 +244,12 @@ def fit_dml(data: pd.DataFrame, roles: Roles, config: EstimatorConfig | None = N
         tests={"sargan": {"reason": "over-identification tests apply to IV only"},
                "wu_hausman": {"reason": "the endogeneity test needs an instrument"}},
         warnings=warns + cov_warnings, notes=notes,
-        formula=f"{roles.outcome} ~ θ·({', '.join(names)}) + g(text features), {config.folds}-fold cross-fitted",
-        nuisance={"features": config.embeddings, "r2": r2, "folds": config.folds, "final_stage": "DoubleMLPLR"},
-        config=config.to_dict(), robust_ci={"reason": NO_INSTRUMENT, "covariance": covariance},
+        formula=(f"{'log1p(' + roles.outcome + ')' if roles.outcome_scale == 'log1p' else roles.outcome} ~ "
+                 f"θ·({', '.join(names)}) + g(text features), {config.folds}-fold cross-fitted"
+                 + (f", weighted by {roles.weight}" if design.weights is not None else "")),
+        nuisance={"features": config.embeddings, "r2": r2, "folds": config.folds,
+                  "final_stage": "WLS" if design.weights is not None else "DoubleMLPLR"},
+        config=config.to_dict() | result_settings(roles), robust_ci={"reason": NO_INSTRUMENT, "covariance": covariance},
         sensitivity=sensitivity if config.robust_inference else {"reason": "not computed (robust_inference is off)"})
 
 
@@ -256,13 +271,14 @@ def dml_pieces(data: pd.DataFrame, roles: Roles, config: EstimatorConfig, progre
     features = nuisance_features(data, roles, covariates, config, progress=progress)
     y = design.y.to_numpy()
     treatments = design.endog.to_numpy(dtype=np.float64)
+    w = design.weights
     with blas_threads():
-        y_res, y_r2 = cross_fit_residuals(features, y, config.folds, config.seed, config.ridge_alpha)
+        y_res, y_r2 = cross_fit_residuals(features, y, config.folds, config.seed, config.ridge_alpha, sample_weight=w)
         d_res = np.empty_like(treatments)
         r2 = {roles.outcome: y_r2}
         for j, term in enumerate(design.endog.columns):
             d_res[:, j], r2[term] = cross_fit_residuals(features, treatments[:, j], config.folds, config.seed,
-                                                        config.ridge_alpha)
+                                                        config.ridge_alpha, sample_weight=w)
     return {"design": design, "features": features, "y": y, "treatments": treatments, "y_res": y_res,
             "d_res": d_res, "r2": r2, "names": [str(c) for c in design.endog.columns], "notes": notes}
 
@@ -296,8 +312,8 @@ def text_matrix(texts: pd.Series | Sequence[str], embeddings: str = "tfidf", pro
     return sparse.csr_matrix(embed_texts(texts, model=embeddings, progress=progress))
 
 
-def cross_fit_residuals(features, target: np.ndarray, folds: int, seed: int,
-                        alpha: float = 1.0) -> tuple[np.ndarray, float]:
+def cross_fit_residuals(features, target: np.ndarray, folds: int, seed: int, alpha: float = 1.0,
+                        sample_weight: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """Out-of-fold residuals target − ĝ(features) from ridge regressions, and the cross-fitted R².
 
     Ridge on sparse TF-IDF via LSQR: a lexicon-like quality signal stays linear in the word features,
@@ -310,7 +326,8 @@ def cross_fit_residuals(features, target: np.ndarray, folds: int, seed: int,
         model = Ridge(alpha=alpha, solver="lsqr", tol=1e-3)
         with pywarnings.catch_warnings():
             pywarnings.simplefilter("ignore")
-            model.fit(features[train], target[train])
+            model.fit(features[train], target[train],
+                      sample_weight=None if sample_weight is None else sample_weight[train])
         predicted[test] = model.predict(features[test])
     resid = target - predicted
     total = float(((target - target.mean()) ** 2).sum())

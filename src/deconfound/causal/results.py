@@ -116,6 +116,14 @@ class EstimateResult:
         """One plain-language sentence about the confounder effect."""
         label = ESTIMATOR_LABELS[self.method]
         parts = []
+        if len(self.terms) > 6:  # a calendar of effects: their range, not dozens of numbers
+            values = [self.coef[t] for t in self.terms]
+            columns = ", ".join(dict.fromkeys(t["column"] for t in self.confounder_terms))
+            scale = " on log(1 + outcome)" if self.config.get("outcome_scale") == "log1p" else ""
+            calendar = (f" ({self.config.get('calendar')} calendar)"
+                        if any(t.get("calendar") for t in self.confounder_terms) else "")
+            return (f"{label} on {self.n:,} rows: {len(values)} effects of {columns}{calendar}{scale}, from "
+                    f"{min(values):+.4g} to {max(values):+.4g}.")
         for term in self.terms:
             lo, hi = self.conf_int[term]
             parts.append(f"{term} {self.coef[term]:+.4g} per unit ({int(self.config.get('level', 0.95) * 100)}% CI "

@@ -8,6 +8,7 @@ the corrected outcome and the marker scan.
 
 from __future__ import annotations
 
+import datetime
 from typing import Sequence
 
 import numpy as np
@@ -15,6 +16,16 @@ import pandas as pd
 
 REFERENCE_NAMES = ("None", "none", "NONE", "no team", "")
 MISSING_LEVEL = "(missing)"
+
+
+def is_time_series(series: pd.Series) -> bool:
+    """A date/time column: datetime64, or Python dates (a DATE column read back from Parquet)."""
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return True
+    if series.dtype == object:
+        first = series.dropna().head(1)
+        return bool(len(first)) and isinstance(first.iloc[0], (datetime.date, datetime.datetime))
+    return False
 
 
 def is_categorical(series: pd.Series) -> bool:
@@ -41,12 +52,19 @@ def categorical_terms(series: pd.Series, name: str, reference: str | None = None
     return frame, [{"term": f"{name}[{lv}]", "column": name, "level": lv, "reference": ref} for lv in levels]
 
 
-def column_terms(frame: pd.DataFrame, columns: Sequence[str]) -> tuple[pd.DataFrame, list[dict]]:
-    """Numeric columns as they are, categorical ones as dummies."""
+def column_terms(frame: pd.DataFrame, columns: Sequence[str],
+                 calendar: str | None = None) -> tuple[pd.DataFrame, list[dict]]:
+    """Numeric columns as they are, categorical ones as dummies, a date/time as its calendar's dummies
+    (`calendar_effects`: weekday + month unless `calendar` says otherwise)."""
     parts, terms = [], []
     for col in columns:
         series = frame[col]
-        if is_categorical(series):
+        if is_time_series(series):
+            from .calendar_effects import calendar_terms  # it builds on this module
+            dummies, dummy_terms = calendar_terms(series, col, calendar)
+            parts.append(dummies)
+            terms += dummy_terms
+        elif is_categorical(series):
             dummies, dummy_terms = categorical_terms(series, col)
             parts.append(dummies)
             terms += dummy_terms

@@ -9,8 +9,9 @@ from .common import emit, open_store
 
 def cmd_ingest(args) -> None:
     """Load a CSV/TSV/Parquet file into a new table."""
-    result = open_store(args).ingest(args.path, table=args.table, replace=args.replace)
-    emit(args, result.__dict__, result.summary())
+    result = open_store(args).ingest(args.path, table=args.table, replace=args.replace,
+                                     skip_bad_rows=args.skip_bad_rows)
+    emit(args, result.to_dict(), result.summary())
 
 
 def cmd_tables(args) -> None:
@@ -31,18 +32,27 @@ def cmd_describe(args) -> None:
     payload = desc.to_dict() | {"roles": roles.to_dict() if roles else None,
                                 "derived_columns": store.column_meta(args.table)}
     text = desc.summary() + "\n\nroles:\n" + (roles.summary() if roles else "(untagged)")
+    if args.rejects:
+        rejects = store.rejects(args.table, limit=args.limit)
+        payload["rejects"] = rejects.to_dict(orient="records")
+        text += (f"\n\nrejected lines ({desc.rows_rejected:,}; line, error, raw text):\n" + "\n".join(
+            f"{r.line:>8d}  {r.error}: {str(r.raw_line)[:100]!r}" for r in rejects.itertuples())
+            if len(rejects) else "\n\nno lines were rejected when this table was loaded")
     emit(args, payload, text)
 
 
 def cmd_tag(args) -> None:
     """Save the column roles of a table."""
-    from ..data import Roles
+    from ..data import DEFAULT_CALENDAR, Roles, prompt_columns, prompt_description
     store = open_store(args)
     roles = Roles(text=args.text, context=args.context, outcome=args.outcome, timestamp=args.timestamp,
                   confounders=args.confounder or [], instruments=args.instrument or [],
-                  controls=args.control or [], truth=args.truth, experiment=args.experiment, arm=args.arm)
+                  controls=args.control or [], truth=args.truth, experiment=args.experiment, arm=args.arm,
+                  weight=args.weight, prompt_template=args.prompt_template, outcome_scale=args.outcome_scale,
+                  calendar=args.calendar or DEFAULT_CALENDAR)
     warnings = store.save_roles(args.table, roles)
-    emit(args, {"table": args.table, "roles": roles.to_dict(), "warnings": warnings},
+    emit(args, {"table": args.table, "roles": roles.to_dict(), "warnings": warnings,
+                "prompt_columns": prompt_columns(roles), "prompt": prompt_description(roles)},
          f"saved roles for '{args.table}':\n{roles.summary()}" + "".join(f"\nwarning: {w}" for w in warnings))
 
 
@@ -79,13 +89,18 @@ def add_parsers(sub, common) -> None:
     p.add_argument("path")
     p.add_argument("--table", help="table name (default: from the file name)")
     p.add_argument("--replace", action="store_true", help="replace a table of the same name")
+    p.add_argument("--skip-bad-rows", action="store_true",
+                   help="load the rows that parse and keep every line that does not (with its line number and raw "
+                        "text) in the table's rejects table (`describe TABLE --rejects`)")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("tables", parents=[common], help="list tables")
     p.set_defaults(func=cmd_tables)
 
-    p = sub.add_parser("describe", parents=[common], help="row count, column types, nulls, roles")
+    p = sub.add_parser("describe", parents=[common], help="row count, column types, nulls, roles, rejected lines")
     p.add_argument("table")
+    p.add_argument("--rejects", action="store_true", help="also list the lines rejected at ingest")
+    p.add_argument("--limit", type=int, default=100, help="rejected lines listed with --rejects (default 100)")
     p.set_defaults(func=cmd_describe)
 
     p = sub.add_parser("drop", parents=[common], help="delete a table")
@@ -95,7 +110,8 @@ def add_parsers(sub, common) -> None:
     p = sub.add_parser("tag", parents=[common], help="tag column roles of a table")
     p.add_argument("--table", required=True)
     p.add_argument("--text", required=True, help="the generated text column")
-    p.add_argument("--context", required=True, help="the prompt/context column")
+    p.add_argument("--context", help="the prompt/context column (optional: without it the prompt shows "
+                                      "--prompt-template's columns, or the instruction alone)")
     p.add_argument("--outcome", required=True, help="the numeric outcome column")
     p.add_argument("--timestamp")
     p.add_argument("--confounder", action="append", help="repeat for several")
@@ -104,6 +120,16 @@ def add_parsers(sub, common) -> None:
     p.add_argument("--truth", help="ground-truth quality (simulation only)")
     p.add_argument("--experiment", help="A/B experiment id column")
     p.add_argument("--arm", help="A/B arm column")
+    p.add_argument("--prompt-template", metavar="TEXT",
+                   help="what the training prompt shows, e.g. 'News posted at {created_at}' ({column} = the row's "
+                        "value; default: the context column)")
+    p.add_argument("--weight", help="impressions behind a rate outcome: estimates weight each row by it")
+    p.add_argument("--outcome-scale", choices=["raw", "log1p"], default="raw",
+                   help="log1p: estimate effects on log(1 + outcome) (heavy-tailed counts); the corrected outcome "
+                        "comes back on the outcome's scale")
+    p.add_argument("--calendar", help="a timestamp's calendar effect: parts of weekday, hour, month, month_of_year, "
+                                      "year joined by '+' (default weekday+month); tag the timestamp as a "
+                                      "--confounder to remove its effect")
     p.set_defaults(func=cmd_tag)
 
     p = sub.add_parser("simulate", parents=[common], help="write the built-in simulation (known ground truth)")

@@ -20,6 +20,10 @@ def _train_config(args):
         overrides["model.name"] = args.model
     if args.dpo:
         overrides["run_dpo"] = True
+    if args.prompt_template is not None:
+        overrides["roles.prompt_template"] = args.prompt_template or None
+    if args.system_prompt is not None:
+        overrides["sft.system_prompt"] = args.system_prompt
     if args.config:
         if args.table or args.preset:
             raise UsageError("train: give either --config FILE or --table/--preset, not both")
@@ -151,9 +155,11 @@ def cmd_resume(args) -> int:
 
 def cmd_generate(args) -> None:
     """Write texts for new prompts with a run's models."""
-    from ..runs import generate_for_run, job_dir, read_prompts
+    from ..runs import RunFolder, generate_for_run, job_dir, read_prompts
     run_dir = job_dir(args.run)
-    contexts = read_prompts(args.prompts)
+    template = ((RunFolder(run_dir).config().get("roles") or {}).get("prompt_template")
+                if RunFolder(run_dir).exists() else None)
+    contexts = read_prompts(args.prompts, template=template)
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     try:
         seeds = [int(s) for s in str(args.seed).split(",") if s.strip()]
@@ -184,6 +190,12 @@ def add_parsers(sub, common) -> None:
                                      "oracle_noise, naive, confounder_text, confounder_layer, odin, deconfounded")
     p.add_argument("--model", help="generator: smollm2-135m, tiny, a local model folder or a cached HF id")
     p.add_argument("--dpo", action="store_true", help="also train a DPO model per method")
+    p.add_argument("--prompt-template", metavar="TEXT",
+                   help="what the prompt shows, e.g. 'News posted at {created_at}' ({column} = the row's value; "
+                        "default: the table's, set with `tag --prompt-template`, else its context column, else the "
+                        "instruction alone)")
+    p.add_argument("--system-prompt", metavar="TEXT",
+                   help="the system message (default: the paper's news-editor instruction)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="change a setting, e.g. rl.max_steps=20 or n_eval_prompts=100; repeat for several")
     p.add_argument("--processes", type=int, default=1,

@@ -6,8 +6,11 @@ validation, role guessing from column names, the train/reward/RL/test splits, an
 on this one.
 """
 
+from .csv_import import BadLinesError, rejects_table_name
+from .prompt_text import NO_CONTEXT_PROMPT, constant_prompt, prompt_mode, prompt_texts, render_template
 from .role_guess import guess_roles
-from .roles import MULTI_ROLES, SINGLE_ROLES, Roles, is_numeric, is_temporal, training_blockers, validate
+from .roles import (CALENDAR_PARTS, DEFAULT_CALENDAR, MULTI_ROLES, OUTCOME_SCALES, SINGLE_ROLES, Roles, is_numeric,
+                    is_temporal, prompt_columns, prompt_description, template_fields, training_blockers, validate)
 from .splits import PAPER_SPLITS, SPLITS, assign_splits, split_counts
 from .steps import record_step, step_record, table_fingerprint
 from .store import (IngestResult, Store, TableDescription, check_table_name, next_free_name, quote_ident,

@@ -6,6 +6,7 @@ Roles are validated against the table's schema and stored in DuckDB beside the t
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field, fields
 
 NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
@@ -13,8 +14,13 @@ NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYIN
 TEMPORAL_TYPES = ("DATE", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_NS", "TIMESTAMP_MS",
                   "TIMESTAMP_S", "TIMESTAMPTZ")
 
-SINGLE_ROLES = ("text", "context", "outcome", "timestamp", "truth", "experiment", "arm")
+SINGLE_ROLES = ("text", "context", "outcome", "timestamp", "truth", "experiment", "arm", "weight")
 MULTI_ROLES = ("confounders", "instruments", "controls")
+OUTCOME_SCALES = ("raw", "log1p")
+# Calendar parts a timestamp's effect can be made of (a calendar is parts joined by '+', e.g. "weekday+month");
+# defined here, at the bottom of the flow, so validation and the estimators (causal) share one list.
+CALENDAR_PARTS = ("weekday", "hour", "month", "month_of_year", "year", "decade")
+DEFAULT_CALENDAR = "weekday+month"
 
 
 def is_numeric(duck_type: str) -> bool:
@@ -41,6 +47,16 @@ class Roles:
     truth: str | None = field(default=None, metadata={"help": "ground-truth quality (simulations only)"})
     experiment: str | None = field(default=None, metadata={"help": "A/B test id (experimental data)"})
     arm: str | None = field(default=None, metadata={"help": "A/B arm within the experiment"})
+    weight: str | None = field(default=None, metadata={
+        "help": "impressions (exposures) behind a rate outcome: DML and OLS weight each row by it"})
+    prompt_template: str | None = field(default=None, metadata={
+        "help": "what the training prompt shows, e.g. \"News posted at {created_at}\": {column} is replaced by "
+                "the row's value; None: the context column, or (without one) the editor instruction alone"})
+    outcome_scale: str = field(default="raw", metadata={
+        "help": "'raw', or 'log1p' for heavy-tailed counts (retweets, views): effects are estimated on "
+                "log(1 + y) and the corrected outcome is returned on the outcome's own scale"})
+    calendar: str = field(default=DEFAULT_CALENDAR, metadata={
+        "help": "the calendar of a timestamp's effect: parts of " + ", ".join(CALENDAR_PARTS) + " joined by '+'"})
 
     def to_dict(self) -> dict:
         """JSON-ready dict."""
@@ -54,9 +70,12 @@ class Roles:
         for name in MULTI_ROLES:
             value = clean.get(name) or []
             clean[name] = [value] if isinstance(value, str) else list(value)
-        for name in SINGLE_ROLES:
+        for name in SINGLE_ROLES + ("prompt_template",):
             if clean.get(name) == "":
                 clean[name] = None
+        for name, default in (("outcome_scale", "raw"), ("calendar", DEFAULT_CALENDAR)):
+            if not clean.get(name):
+                clean[name] = default
         return cls(**clean)
 
     def assigned(self) -> list[tuple[str, str]]:
@@ -73,21 +92,54 @@ class Roles:
             value = getattr(self, name)
             if value:
                 lines.append(f"{name:12s} {', '.join(value) if isinstance(value, list) else value}")
-        return "\n".join(lines) if lines else "(no roles tagged)"
+        if not lines:
+            return "(no roles tagged)"
+        if self.outcome_scale != "raw":
+            lines.append(f"{'scale':12s} {self.outcome_scale} (effects estimated on log(1 + {self.outcome}))")
+        if self.timestamp or self.calendar != DEFAULT_CALENDAR:
+            lines.append(f"{'calendar':12s} {self.calendar}")
+        lines.append(f"{'prompt':12s} {prompt_description(self)}")
+        return "\n".join(lines)
+
 
 
 def training_blockers(roles: Roles) -> list[str]:
     """Why a table with these roles cannot be trained on yet (empty: it can). The one rule the Roles page, the
-    Train page and `deconfound train` all state."""
+    Train page and `deconfound train` all state. A context is optional: without one the prompt shows the
+    columns of `prompt_template`, or the editor instruction alone (see `prompt_description`)."""
     problems = []
     if not roles.text:
         problems.append("no text column is tagged: training learns to write the text column")
     if not roles.outcome:
         problems.append("no outcome column is tagged: the rewards learn from the outcome")
-    if not roles.context:
-        problems.append("no context column is tagged: training writes a text for each context, so tag the "
-                        "prompt/context column on the Roles page")
     return problems
+
+
+TEMPLATE_FIELD = re.compile(r"\{([^{}]+)\}")
+
+
+def template_fields(template: str | None) -> list[str]:
+    """The column names a prompt template shows ("News posted at {created_at}" -> ["created_at"]), in order."""
+    return list(dict.fromkeys(m.strip() for m in TEMPLATE_FIELD.findall(template or "")))
+
+
+def prompt_columns(roles: Roles) -> list[str]:
+    """The columns the training prompt shows: the template's, else the context column, else none."""
+    if roles.prompt_template:
+        return template_fields(roles.prompt_template)
+    return [roles.context] if roles.context else []
+
+
+def prompt_description(roles: Roles) -> str:
+    """Which columns the prompt will show, in one sentence (the Roles page and `deconfound tag` say it)."""
+    if roles.prompt_template:
+        cols = template_fields(roles.prompt_template)
+        shown = f"column(s) {', '.join(cols)}" if cols else "no column (the same prompt for every row)"
+        varied = "" if cols else "; generation samples varied texts from it"
+        return f"the template \"{roles.prompt_template}\", i.e. {shown}{varied}"
+    if roles.context:
+        return f"the context column '{roles.context}'"
+    return "no column: the editor instruction alone (no context tagged); generation samples varied texts from it"
 
 
 def validate(roles: Roles, schema: dict[str, str]) -> tuple[list[str], list[str]]:
@@ -113,9 +165,26 @@ def validate(roles: Roles, schema: dict[str, str]) -> tuple[list[str], list[str]
         errors.append(f"timestamp: column '{roles.timestamp}' is {schema[roles.timestamp]}, not a date/time; "
                       "re-ingest with ISO dates (YYYY-MM-DD hh:mm:ss)")
 
+    if roles.weight and roles.weight in schema and not is_numeric(schema[roles.weight]):
+        errors.append(f"weight: column '{roles.weight}' must be numeric (impressions behind the rate)")
+    if roles.outcome_scale not in OUTCOME_SCALES:
+        errors.append(f"outcome scale {roles.outcome_scale!r} is unknown: use {' or '.join(OUTCOME_SCALES)}")
+    bad_parts = [p for p in str(roles.calendar).split("+") if p.strip() not in CALENDAR_PARTS]
+    if bad_parts or not roles.calendar:
+        errors.append(f"calendar {roles.calendar!r} is unknown: join parts of {', '.join(CALENDAR_PARTS)} with '+' "
+                      f"(e.g. {DEFAULT_CALENDAR})")
+    if roles.prompt_template is not None:
+        missing = [c for c in template_fields(roles.prompt_template) if c not in schema]
+        if missing:
+            errors.append(f"prompt template: no column named {', '.join(map(repr, missing))} (write {{column}} with "
+                          f"a column of the table: {', '.join(schema)})")
+        elif not roles.prompt_template.strip():
+            errors.append("prompt template: empty; leave it unset to prompt with the context or the instruction alone")
+
     seen: dict[str, str] = {}
     for role, col in roles.assigned():
-        if col in seen and seen[col] != role:
+        # A timestamp may also be the confounder itself (its calendar effect is what gets removed).
+        if col in seen and seen[col] != role and {seen[col], role} != {"timestamp", "confounders"}:
             errors.append(f"column '{col}' is tagged both {seen[col]} and {role}; a column has one role")
         seen.setdefault(col, role)
     for name in MULTI_ROLES:
@@ -132,6 +201,4 @@ def validate(roles: Roles, schema: dict[str, str]) -> tuple[list[str], list[str]
     if roles.instruments and roles.confounders and len(roles.instruments) < len(roles.confounders):
         warnings.append("fewer instruments than confounders: 2SLS needs at least one instrument per "
                         "endogenous confounder (a categorical instrument counts once per level)")
-    warnings += [f"training is not possible yet: {p}" for p in training_blockers(roles)
-                 if "context" in p]
     return errors, warnings

@@ -7,7 +7,6 @@ quoted, and values travel as parameters: nothing a user uploads is ever spliced 
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 from contextlib import contextmanager
@@ -22,21 +21,16 @@ import pandas as pd
 
 from .. import paths
 from ..errors import IngestError, NotFoundError, RolesError
-from .roles import Roles, validate
+from .csv_import import (MAX_LINE_BYTES, META_PREFIX, SNIFF_BYTES, BadLinesError, check_header,  # noqa: F401
+                         detect_delimiter, detect_encoding, detect_format, explain_duckdb_error, first_line,
+                         load_csv, load_csv_file, quote_ident, read_header, rejects_table_name)
+from .roles import Roles, is_numeric, is_temporal, validate
 
-META_PREFIX = "_deconfound_"
 ROLES_TABLE = META_PREFIX + "roles"
 COLUMNS_TABLE = META_PREFIX + "columns"
 TABLE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 CSV_SUFFIXES = {".csv", ".tsv", ".txt", ".tab"}
 PARQUET_SUFFIXES = {".parquet", ".pq"}
-SNIFF_BYTES = 64 * 1024
-MAX_LINE_BYTES = 2_000_000  # DuckDB's own default; a longer field is reported, not truncated
-
-
-def quote_ident(name: str) -> str:
-    """Quote an identifier for DuckDB (doubling embedded quotes)."""
-    return '"' + str(name).replace('"', '""') + '"'
 
 
 def safe_table_name(raw: str) -> str:
@@ -65,7 +59,7 @@ def check_table_name(name: str) -> str:
 
 @dataclass
 class IngestResult:
-    """What `Store.ingest` did."""
+    """What `Store.ingest` did: rows loaded, lines rejected (kept in `rejects_table`), where from."""
 
     table: str
     rows: int
@@ -75,15 +69,30 @@ class IngestResult:
     replaced: bool = False
     renamed_from: str | None = None
     notes: list[str] = field(default_factory=list)
+    rows_rejected: int = 0
+    rejected_lines: list[int] = field(default_factory=list)  # the first few line numbers of the file
+    rejects_table: str | None = None
 
     def summary(self) -> str:
-        """One readable paragraph."""
+        """One readable paragraph: rows loaded and rows rejected, always both."""
         text = f"Loaded {self.rows:,} rows × {len(self.columns)} columns from {Path(self.source).name} into '{self.table}'"
         if self.replaced:
             text += " (replaced the previous table)"
         if self.renamed_from:
             text += f" ('{self.renamed_from}' already existed, so a new name was used)"
+        if self.rows_rejected:
+            lines = ", ".join(str(n) for n in self.rejected_lines)
+            more = ", …" if self.rows_rejected > len(self.rejected_lines) else ""
+            what = "line" if self.rows_rejected == 1 else "lines"
+            text += (f"; {self.rows_rejected:,} {what} rejected ({what} {lines}{more}), kept with their line numbers "
+                     f"(`deconfound describe {self.table} --rejects` or the Data page)")
+        else:
+            text += "; 0 rows rejected"
         return text + "." + "".join(f" {n}" for n in self.notes)
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (`deconfound ingest --json`): every field plus rows_loaded."""
+        return dict(self.__dict__) | {"rows_loaded": self.rows}
 
 
 @dataclass
@@ -93,15 +102,19 @@ class TableDescription:
     table: str
     rows: int
     columns: pd.DataFrame  # column, type, nulls, null_pct, distinct, min, max, mean
+    rows_rejected: int = 0  # lines of the source file set aside at ingest (Store.rejects)
 
     def summary(self) -> str:
         """The description as text."""
-        return f"{self.table}: {self.rows:,} rows\n" + self.columns.to_string(index=False)
+        rejected = (f" ({self.rows_rejected:,} lines of the file were rejected at ingest: see --rejects)"
+                    if self.rows_rejected else "")
+        return f"{self.table}: {self.rows:,} rows{rejected}\n" + self.columns.to_string(index=False)
 
     def to_dict(self) -> dict:
         """JSON-ready dict."""
         cols = self.columns.astype(object).where(self.columns.notna(), None)
-        return {"table": self.table, "rows": self.rows, "columns": cols.to_dict(orient="records")}
+        return {"table": self.table, "rows": self.rows, "rows_rejected": self.rows_rejected,
+                "columns": cols.to_dict(orient="records")}
 
 
 class Store:
@@ -170,23 +183,51 @@ class Store:
             return con.execute(f"SELECT * FROM {quote_ident(table)} LIMIT ?", [int(limit)]).df()
 
     def describe(self, table: str) -> TableDescription:
-        """Row count, column types, null counts, distinct counts and numeric ranges (DuckDB SUMMARIZE)."""
+        """Row count, column types, null counts, distinct counts and numeric ranges, in one aggregate pass (what
+        SUMMARIZE reports without its quantiles, which took most of its time: 1.2 s vs 0.14 s at 200k rows)."""
+        schema = self.schema(table)
+        parts = ["count(*)"]
+        for name, dtype in schema.items():
+            col = quote_ident(name)
+            parts += [f"count({col})", f"approx_count_distinct({col})", f"min({col})::VARCHAR", f"max({col})::VARCHAR",
+                      f"avg({col})::DOUBLE" if is_numeric(dtype) and dtype.upper() != "BOOLEAN" else "NULL::DOUBLE"]
+        with self.connect() as con:
+            values = con.execute(f"SELECT {', '.join(parts)} FROM {quote_ident(table)}").fetchone()
+        rows = int(values[0])
+        stats = [values[1 + 5 * i: 6 + 5 * i] for i in range(len(schema))]
+        nulls = [rows - int(s[0]) for s in stats]
+        cols = pd.DataFrame({
+            "column": list(schema),
+            "type": list(schema.values()),
+            "nulls": nulls,
+            "null_pct": [round(100.0 * n / rows, 2) if rows else 0.0 for n in nulls],
+            "distinct": [int(s[1]) for s in stats],
+            "min": pd.Series([s[2] for s in stats], dtype=object).astype(str).str.slice(0, 40),
+            "max": pd.Series([s[3] for s in stats], dtype=object).astype(str).str.slice(0, 40),
+            "mean": pd.to_numeric(pd.Series([s[4] for s in stats], dtype=object), errors="coerce"),
+        })
+        return TableDescription(table=table, rows=rows, columns=cols, rows_rejected=self.rejected_count(table))
+
+    def rejected_count(self, table: str) -> int:
+        """How many lines of the table's source file were rejected at ingest (0 when none, or not a CSV)."""
+        with self.connect() as con:
+            if not self._has_table(con, rejects_table_name(table)):
+                return 0
+            return int(con.execute(f"SELECT count(*) FROM {quote_ident(rejects_table_name(table))}").fetchone()[0])
+
+    def rejects(self, table: str, limit: int | None = 1000) -> pd.DataFrame:
+        """The lines rejected at ingest: line (in the file), error, message, raw_line (the line as written)."""
         self.require(table)
         with self.connect() as con:
-            stats = con.execute(f"SUMMARIZE {quote_ident(table)}").df()
-        rows = int(stats["count"].iloc[0]) if len(stats) else 0
-        null_pct = pd.to_numeric(stats["null_percentage"], errors="coerce").fillna(0.0)
-        cols = pd.DataFrame({
-            "column": stats["column_name"],
-            "type": stats["column_type"],
-            "nulls": (null_pct / 100.0 * rows).round().astype(int),
-            "null_pct": null_pct.round(2),
-            "distinct": stats["approx_unique"],
-            "min": stats["min"].astype(str).str.slice(0, 40),
-            "max": stats["max"].astype(str).str.slice(0, 40),
-            "mean": pd.to_numeric(stats["avg"], errors="coerce"),
-        })
-        return TableDescription(table=table, rows=rows, columns=cols)
+            if not self._has_table(con, rejects_table_name(table)):
+                return pd.DataFrame(columns=["line", "error", "message", "raw_line"])
+            sql = f"SELECT line, error, message, raw_line FROM {quote_ident(rejects_table_name(table))} ORDER BY line"
+            return con.execute(sql + (f" LIMIT {int(limit)}" if limit else "")).df()
+
+    @staticmethod
+    def _has_table(con, name: str) -> bool:
+        return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema='main' AND "
+                                "table_name=?", [name]).fetchone()[0])
 
     def read_frame(self, table: str, columns: Sequence[str] | None = None, *, with_rowid: bool = False,
                    limit: int | None = None, sample_rows: int | None = None, seed: int = 0) -> pd.DataFrame:
@@ -211,74 +252,76 @@ class Store:
 
     # ---------------------------------------------------------------- ingest
     def ingest(self, source: str | Path, table: str | None = None, replace: bool = False,
-               display_name: str | None = None) -> IngestResult:
+               display_name: str | None = None, skip_bad_rows: bool = False) -> IngestResult:
         """Load a CSV/TSV or Parquet file into a new table, streamed by DuckDB (never through pandas).
 
         The table name comes from `table` (validated) or from the file name (sanitised). If it exists,
-        `replace=True` swaps it atomically; otherwise a new name (`name_2`, ...) is used. On any error
-        nothing is changed and an `IngestError` says what was wrong.
+        `replace=True` swaps it atomically; otherwise a new name (`name_2`, ...) is used. Lines of a CSV that do
+        not parse raise `BadLinesError` (how many, which lines, how to go on) unless `skip_bad_rows`, which
+        loads the good rows and keeps every bad line in the table's rejects table (`Store.rejects`). On any
+        error nothing is changed and an `IngestError` says what was wrong.
         """
         src = Path(source)
+        name = display_name or src.name
         if not src.is_file():
             raise IngestError(f"file not found: {src}")
-        size = src.stat().st_size
-        if size == 0:
-            raise IngestError(f"{display_name or src.name} is empty: upload a CSV with a header row and data rows")
+        if src.stat().st_size == 0:
+            raise IngestError(f"{name} is empty: upload a CSV with a header row and data rows")
         kind = detect_format(src, display_name)
-        wanted = check_table_name(table) if table is not None else safe_table_name(display_name or src.name)
+        wanted = check_table_name(table) if table is not None else safe_table_name(name)
         existing = set(self.tables())
         target, renamed_from = wanted, None
         if wanted in existing and not replace:
             target, renamed_from = next_free_name(wanted, existing), wanted
 
-        staging = f"{META_PREFIX}staging_{target}"[:63]
+        staging = f"{META_PREFIX}staging_{target}"
+        staging_rejects = rejects_table_name(staging)
         notes: list[str] = []
         in_transaction = False
+        rejected, lines = 0, []
         with self.connect() as con:
-            con.execute(f"DROP TABLE IF EXISTS {quote_ident(staging)}")
+            for name_ in (staging, staging_rejects):
+                con.execute(f"DROP TABLE IF EXISTS {quote_ident(name_)}")
             try:
                 if kind == "parquet":
                     encoding = "binary"
                     con.execute(f"CREATE TABLE {quote_ident(staging)} AS SELECT * FROM read_parquet(?)", [str(src)])
                 else:
-                    encoding = detect_encoding(src)
-                    delimiter = detect_delimiter(src, encoding)
-                    check_header(read_header(src, encoding, delimiter))
-                    try:
-                        load_csv(con, staging, src, delimiter, encoding)
-                    except duckdb.InvalidInputException as exc:
-                        # Only the head was checked for UTF-8 (a full Python pass would cost more than
-                        # the load); DuckDB finds bad bytes further down, and Latin-1 decodes any byte.
-                        if encoding != "utf-8" or "not utf-8 encoded" not in str(exc).lower():
-                            raise
-                        encoding = "latin-1"
-                        con.execute(f"DROP TABLE IF EXISTS {quote_ident(staging)}")
-                        load_csv(con, staging, src, delimiter, encoding)
+                    load = load_csv_file(con, staging, src, name, skip_bad_rows, staging_rejects)
+                    encoding, rejected, lines = load.encoding, load.rejected, load.lines
                     if encoding != "utf-8":
                         notes.append(f"Read as {encoding} (the file is not valid UTF-8).")
                 n_rows = con.execute(f"SELECT count(*) FROM {quote_ident(staging)}").fetchone()[0]
                 if n_rows == 0:
-                    raise IngestError(f"{display_name or src.name} has a header but no data rows")
+                    raise IngestError(f"{name} has a header but no data rows")
                 columns = [r[0] for r in con.execute(f"DESCRIBE {quote_ident(staging)}").fetchall()]
-                # Swap in one transaction so a failure leaves the previous table intact.
+                # Swap in one transaction so a failure leaves the previous table (and its rejects) intact.
                 con.execute("BEGIN TRANSACTION")
                 in_transaction = True
                 if target in existing:
                     con.execute(f"DROP TABLE {quote_ident(target)}")
                     con.execute(f"DELETE FROM {ROLES_TABLE} WHERE table_name=?", [target])
                     con.execute(f"DELETE FROM {COLUMNS_TABLE} WHERE table_name=?", [target])
+                con.execute(f"DROP TABLE IF EXISTS {quote_ident(rejects_table_name(target))}")
                 con.execute(f"ALTER TABLE {quote_ident(staging)} RENAME TO {quote_ident(target)}")
+                if rejected:
+                    con.execute(f"ALTER TABLE {quote_ident(staging_rejects)} RENAME TO "
+                                f"{quote_ident(rejects_table_name(target))}")
                 con.execute("COMMIT")
             except duckdb.Error as exc:
                 if in_transaction:
                     con.execute("ROLLBACK")
-                con.execute(f"DROP TABLE IF EXISTS {quote_ident(staging)}")
-                raise IngestError(explain_duckdb_error(exc, display_name or src.name)) from exc
+                for name_ in (staging, staging_rejects):
+                    con.execute(f"DROP TABLE IF EXISTS {quote_ident(name_)}")
+                raise IngestError(explain_duckdb_error(exc, name)) from exc
             except IngestError:
-                con.execute(f"DROP TABLE IF EXISTS {quote_ident(staging)}")
+                for name_ in (staging, staging_rejects):
+                    con.execute(f"DROP TABLE IF EXISTS {quote_ident(name_)}")
                 raise
         return IngestResult(table=target, rows=int(n_rows), columns=columns, source=str(display_name or src),
-                            encoding=encoding, replaced=target in existing, renamed_from=renamed_from, notes=notes)
+                            encoding=encoding, replaced=target in existing, renamed_from=renamed_from, notes=notes,
+                            rows_rejected=rejected, rejected_lines=lines,
+                            rejects_table=rejects_table_name(target) if rejected else None)
 
     def ingest_frame(self, frame: pd.DataFrame, table: str, replace: bool = False) -> IngestResult:
         """Load an in-memory DataFrame (used by the simulation and tests) under the same naming rules."""
@@ -294,6 +337,7 @@ class Store:
                 con.execute(f"DROP TABLE {quote_ident(target)}")
                 con.execute(f"DELETE FROM {ROLES_TABLE} WHERE table_name=?", [target])
                 con.execute(f"DELETE FROM {COLUMNS_TABLE} WHERE table_name=?", [target])
+            con.execute(f"DROP TABLE IF EXISTS {quote_ident(rejects_table_name(target))}")
             con.execute(f"CREATE TABLE {quote_ident(target)} AS SELECT * FROM _incoming")
             con.execute("COMMIT")
             con.unregister("_incoming")
@@ -306,6 +350,7 @@ class Store:
         with self.connect() as con:
             con.execute("BEGIN TRANSACTION")
             con.execute(f"DROP TABLE {quote_ident(table)}")
+            con.execute(f"DROP TABLE IF EXISTS {quote_ident(rejects_table_name(table))}")
             con.execute(f"DELETE FROM {ROLES_TABLE} WHERE table_name=?", [table])
             con.execute(f"DELETE FROM {COLUMNS_TABLE} WHERE table_name=?", [table])
             con.execute("COMMIT")
@@ -313,13 +358,44 @@ class Store:
     # ---------------------------------------------------------------- roles
     def save_roles(self, table: str, roles: Roles) -> list[str]:
         """Validate and store roles for a table; returns warnings, raises `RolesError` on errors."""
-        errors, warnings = validate(roles, self.schema(table))
+        errors, warnings = self.check_roles(table, roles)
         if errors:
             raise RolesError(errors)
         with self.connect() as con:
             con.execute(f"INSERT OR REPLACE INTO {ROLES_TABLE} VALUES (?, ?, ?)",
                         [table, json.dumps(roles.to_dict()), datetime.now(timezone.utc).replace(tzinfo=None)])
         return warnings
+
+    def check_roles(self, table: str, roles: Roles) -> tuple[list[str], list[str]]:
+        """`roles.validate` against the schema, plus what only the data can tell: a text timestamp whose values
+        do not parse as dates, a log1p outcome with negative values, a weight that is zero, negative or missing."""
+        schema = self.schema(table)
+        errors, warnings = validate(roles, schema)
+        t = quote_ident(table)
+        with self.connect() as con:
+            ts = roles.timestamp
+            if ts in schema and not is_temporal(schema[ts]):
+                col = quote_ident(ts)
+                bad, example = con.execute(f"SELECT count(*), any_value({col}) FROM {t} WHERE {col} IS NOT NULL AND "
+                                           f"TRY_CAST({col} AS TIMESTAMP) IS NULL").fetchone()
+                if bad:
+                    errors = [e for e in errors if not e.startswith("timestamp:")]
+                    errors.append(f"timestamp: {bad:,} values of '{ts}' do not parse as dates (e.g. {str(example)[:40]!r});"
+                                  " write them as ISO dates (YYYY-MM-DD hh:mm:ss) and load the file again")
+            y = roles.outcome
+            if roles.outcome_scale == "log1p" and y in schema and is_numeric(schema[y]):
+                bad, low = con.execute(f"SELECT count(*), min({quote_ident(y)}) FROM {t} "
+                                       f"WHERE {quote_ident(y)} < 0").fetchone()
+                if bad:
+                    errors.append(f"outcome: '{y}' has {bad:,} negative values (lowest {low:g}) and log1p needs values "
+                                  "≥ 0: keep the raw scale, or choose a count outcome")
+            w = roles.weight
+            if w in schema and is_numeric(schema[w]):
+                bad = con.execute(f"SELECT count(*) FROM {t} WHERE coalesce({quote_ident(w)}, 0) <= 0").fetchone()[0]
+                if bad:
+                    errors.append(f"weight: '{w}' is zero, negative or missing in {bad:,} rows, and a rate with no "
+                                  "impressions has no weight: filter those rows out first, or tag no weight")
+        return errors, warnings
 
     def load_roles(self, table: str) -> Roles | None:
         """The saved roles of a table, or None if it was never tagged."""
@@ -384,98 +460,9 @@ class Store:
 
 
 # -------------------------------------------------------------------- helpers
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message."""
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
 def next_free_name(name: str, existing: set[str]) -> str:
     """name_2, name_3, ... : the first that is not taken."""
     i = 2
     while f"{name}_{i}"[:63] in existing:
         i += 1
     return f"{name}_{i}"[:63]
-
-
-def detect_format(path: Path, display_name: str | None = None) -> str:
-    """'csv' or 'parquet', from magic bytes first and the extension second; binary junk is refused."""
-    with open(path, "rb") as fh:
-        head = fh.read(SNIFF_BYTES)
-    if head[:4] == b"PAR1":
-        return "parquet"
-    suffix = Path(display_name or path.name).suffix.lower()
-    if suffix in PARQUET_SUFFIXES:
-        raise IngestError(f"{display_name or path.name} is named .parquet but is not a Parquet file")
-    if b"\x00" in head:
-        raise IngestError(f"{display_name or path.name} looks like a binary file, not CSV or Parquet: "
-                          "export it as CSV (UTF-8) or Parquet and upload again")
-    return "csv"
-
-
-def detect_encoding(path: Path) -> str:
-    """'utf-8' when the file's head decodes as UTF-8, else 'latin-1' (which decodes any byte)."""
-    with open(path, "rb") as fh:
-        head = fh.read(SNIFF_BYTES)
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 4:  # not merely a multi-byte character cut at the sniff boundary
-            return "latin-1"
-    return "utf-8"
-
-
-def load_csv(con: duckdb.DuckDBPyConnection, table: str, path: Path, delimiter: str, encoding: str) -> None:
-    """Stream a CSV into `table` with an explicit dialect and strict mode: DuckDB's sniffer otherwise
-    "repairs" ragged files by skipping rows or reading one wide column."""
-    con.execute(f"CREATE TABLE {quote_ident(table)} AS SELECT * FROM read_csv(?, header=true, skip=0, delim=?, "
-                "quote='\"', escape='\"', strict_mode=true, null_padding=false, encoding=?, max_line_size=?, "
-                "sample_size=20480)", [str(path), delimiter, encoding, MAX_LINE_BYTES])
-
-
-def detect_delimiter(path: Path, encoding: str) -> str:
-    """The field delimiter among , TAB ; | — by csv.Sniffer on the first 64 KB, else by header counts."""
-    with open(path, "r", encoding=encoding, errors="replace", newline="") as fh:
-        sample = fh.read(SNIFF_BYTES)
-    try:
-        return csv.Sniffer().sniff(sample, delimiters=",\t;|").delimiter
-    except csv.Error:
-        first = sample.splitlines()[0] if sample else ""
-        counts = {d: first.count(d) for d in ",\t;|"}
-        best = max(counts, key=counts.get)
-        return best if counts[best] else ","
-
-
-def read_header(path: Path, encoding: str, delimiter: str) -> list[str]:
-    """The raw header names as written in the file (DuckDB would silently rename duplicates)."""
-    with open(path, "r", encoding=encoding, errors="replace", newline="") as fh:
-        row = next(csv.reader(fh, delimiter=delimiter), [])
-    return [str(v).strip() for v in row]
-
-
-def check_header(header: list[str]) -> None:
-    """Refuse headers with duplicate or empty names: they make roles ambiguous."""
-    if not header:
-        raise IngestError("the file has no header row")
-    lowered = [h.lower() for h in header]
-    dupes = sorted({h for h in header if lowered.count(h.lower()) > 1})
-    if dupes:
-        raise IngestError(f"duplicate column names {', '.join(map(repr, dupes))}: rename them so each column "
-                          "has a unique name")
-
-
-def explain_duckdb_error(exc: duckdb.Error, name: str) -> str:
-    """Turn DuckDB's reader errors into a message a user can act on."""
-    text = str(exc)
-    low = text.lower()
-    if "maximum line size of" in low:
-        return (f"{name}: a line is longer than {MAX_LINE_BYTES // 1_000_000} MB; shorten very long fields "
-                "or upload Parquet")
-    if "expected number of columns" in low or "parsing dialect" in low or "too many columns" in low or "column count" in low:
-        where = re.search(r"[Ll]ine:?\s*(\d+)", text)
-        at = f" (around line {where.group(1)})" if where else ""
-        return f"{name}: rows have different numbers of fields{at}; fix the ragged rows or quote fields with delimiters"
-    if "unicode" in low or "utf" in low or "encoding" in low:
-        return f"{name}: the file's text encoding is not supported; save it as UTF-8 and upload again"
-    if "parquet" in low:
-        return f"{name}: not a readable Parquet file ({first_line(exc)})"
-    return f"{name}: could not be read as CSV ({first_line(exc)})"

@@ -32,7 +32,7 @@ from ..jsonio import jsonable, read_json
 from ..rewards import METHOD_LABELS
 from ..text_measures import distinct_n, repetition_rate, tokens
 from .conclusions import conclusion_text
-from .defaults import SCORER_LABELS, default_markers, default_scorer, marker_phrase, quality_scorer
+from .defaults import default_markers, default_scorer, marker_phrase, quality_scorer, scorer_label
 from .labels import method_sort_key, model_label, model_sort_key
 from .markers import compile_markers, marker_hits
 from .stats import (bootstrap_diff_pvalue, bootstrap_indices, distinct_replicates, finite, percentile_ci,
@@ -87,6 +87,9 @@ class ModelMetrics:
     marker_ci: dict[str, list[float]]
     marker_counts: dict[str, int]
     any_marker_rate: float | None = None
+    # fluency: perplexity under the base model (geometric mean over texts), where the run measured it
+    perplexity: float | None = None
+    perplexity_ci: list[float] | None = None
     pvalues: dict[str, float | None] = field(default_factory=dict)  # vs the reference: quality, length, ...
     marker_pvalues: dict[str, float | None] = field(default_factory=dict)
     seed_tests: dict[str, dict] = field(default_factory=dict)  # across seeds (App. B), when several
@@ -113,14 +116,16 @@ class ComparisonResult:
     # ---- tables
     @property
     def scorer_label(self) -> str:
-        """How the quality column is named in tables."""
-        return SCORER_LABELS.get(self.scorer, self.scorer)
+        """How the quality column is named in tables (the evaluator's label carries its held-out correlation)."""
+        return scorer_label(self.scorer, self.run.get("run_dir"))
 
     @property
     def quality_name(self) -> str:
-        """The quality measure in a sentence: 'sentiment' or "'oracle' reward score"."""
+        """The quality measure in a sentence: 'sentiment', "'oracle' reward score" or the evaluator's score."""
         if self.scorer.startswith("reward:"):
             return f"'{self.scorer.split(':', 1)[1]}' reward score"
+        if self.scorer == "evaluator":
+            return "evaluator score"
         return self.scorer
 
     def marker_phrase(self, group: str) -> str:
@@ -140,7 +145,7 @@ class ComparisonResult:
                 row[f"{group}_rate"] = m.marker_rates[group]
                 row[f"{group}_p"] = m.marker_pvalues.get(group)
             row.update(length=m.length_mean, length_p=m.pvalues.get("length"), distinct_1=m.distinct_1,
-                       distinct_2=m.distinct_2, repetition=m.repetition_mean)
+                       distinct_2=m.distinct_2, repetition=m.repetition_mean, perplexity=m.perplexity)
             rows.append(row)
         return pd.DataFrame(rows)
 
@@ -153,8 +158,10 @@ class ComparisonResult:
         """Table 1 and Table 2 as plain text, with the conclusion on top."""
         pct = int(round(self.config.get("level", 0.95) * 100))
         groups = list(self.marker_groups)
+        fluency = any(m.perplexity is not None for m in self.models.values())
         head = (f"{'model':40s} {'n':>6s} {'quality':>8s} {f'{pct}% CI':>17s} {'':3s}"
-                + "".join(f" {g[:8]:>8s}" for g in groups) + f" {'length':>7s} {'dist-2':>7s} {'repeat':>7s}")
+                + "".join(f" {g[:8]:>8s}" for g in groups) + f" {'length':>7s} {'dist-2':>7s} {'repeat':>7s}"
+                + (f" {'perplexity':>9s}" if fluency else ""))
         lines = [self.conclusion(), "", f"quality = {self.scorer_label}; marker columns = generations naming "
                  f"the group (count); stars = difference from {self.reference or 'the reference'} "
                  "(* p<0.05, ** p<0.01, *** p<0.001)", head, "-" * len(head)]
@@ -163,7 +170,8 @@ class ComparisonResult:
                 f"{m.label[:40]:40s} {m.n:6d} {m.quality_mean:8.3f} [{m.quality_ci[0]:7.3f},{m.quality_ci[1]:7.3f}]"
                 f" {stars(finite(m.pvalues.get('quality'))):3s}"
                 + "".join(f" {str(m.marker_counts[g]) + stars(finite(m.marker_pvalues.get(g))):>8s}" for g in groups)
-                + f" {m.length_mean:7.1f} {_fmt(m.distinct_2, 7, 3)} {m.repetition_mean:7.3f}")
+                + f" {m.length_mean:7.1f} {_fmt(m.distinct_2, 7, 3)} {m.repetition_mean:7.3f}"
+                + (f" {_fmt(m.perplexity, 9, 1)}" if fluency else ""))
         if self.reward_truth_corr:
             lines += ["", "reward–truth correlation (Pearson):", f"{'reward method':40s} {'train':>7s} {'valid':>7s}"]
             for method, corr in self.reward_truth_corr.items():
@@ -265,8 +273,10 @@ def run_info(run_dir: str | Path) -> dict:
 
 
 # ------------------------------------------------------------------ the comparison
-def score_generations(generations: pd.DataFrame, scorer: Callable, patterns: dict[str, re.Pattern]) -> pd.DataFrame:
-    """Per-generation measures: model, seed, quality, length, repetition and one bool per marker group."""
+def score_generations(generations: pd.DataFrame, scorer: Callable, patterns: dict[str, re.Pattern],
+                      fluency: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per-generation measures: model, seed, quality, length, repetition, one bool per marker group, and the log
+    perplexity under the base model when `fluency` (prompt_id, model, seed, perplexity) covers them."""
     words = [tokens(t) for t in generations["text"]]
     contexts = generations["context"].astype(str).tolist() if "context" in generations else [""] * len(generations)
     scores = pd.DataFrame({
@@ -279,6 +289,11 @@ def score_generations(generations: pd.DataFrame, scorer: Callable, patterns: dic
     hits = marker_hits(generations["text"].tolist(), patterns)
     for group in patterns:
         scores[group] = hits[group].to_numpy()
+    if fluency is not None and "prompt_id" in generations and len(fluency):
+        keys = ["prompt_id", "model", "seed"]
+        merged = generations[keys].astype(str).merge(fluency.astype({k: str for k in keys}).drop_duplicates(keys),
+                                                     on=keys, how="left")
+        scores["log_perplexity"] = np.log(pd.to_numeric(merged["perplexity"], errors="coerce").to_numpy(dtype=float))
     scores["_tokens"] = words
     return scores
 
@@ -295,7 +310,9 @@ def compare(run_dir: str | Path, config: EvalConfig | None = None, scorer: Calla
     generations = load_generations(run_dir) if own_generations else generations
     groups = default_markers(run_dir) if config.markers is None else dict(config.markers)
     patterns = compile_markers(groups)
-    scores = score_generations(generations, scorer or quality_scorer(config.scorer, run_dir), patterns)
+    score_fn = scorer or quality_scorer(config.scorer, run_dir)
+    from ..runs import fluency_frame  # the perplexities the run measured (tables without a truth column)
+    scores = score_generations(generations, score_fn, patterns, fluency_frame(run_dir))
     names = sorted(scores["model"].unique(), key=model_sort_key)
     reference = config.reference if config.reference in names else None
     per_model = {name: scores[scores["model"] == name].reset_index(drop=True) for name in names}
@@ -316,6 +333,9 @@ def _replicates(frame: pd.DataFrame, groups: list[str], config: EvalConfig) -> d
     idx = bootstrap_indices(len(frame), config.n_boot, config.seed)
     out = {col: frame[col].to_numpy(dtype=float)[idx].mean(axis=1) for col in ["quality", "length", "repetition"]
            + groups}
+    if "log_perplexity" in frame and np.isfinite(frame["log_perplexity"]).any():
+        values = frame["log_perplexity"].to_numpy(dtype=float)[idx]
+        out["log_perplexity"] = np.nanmean(np.where(np.isfinite(values), values, np.nan), axis=1)
     token_lists = frame["_tokens"].tolist()
     for n in (1, 2):
         # Resampling with replacement duplicates texts, which lowers distinct-n by itself; so the
@@ -343,6 +363,10 @@ def _model_metrics(name: str, frame: pd.DataFrame, reps: dict, groups: list[str]
         marker_counts={g: int(frame[g].sum()) for g in groups},
         any_marker_rate=float(frame[groups].any(axis=1).mean()) if groups else None,
     )
+    if "log_perplexity" in reps:
+        logs = frame["log_perplexity"].to_numpy(dtype=float)
+        metrics.perplexity = float(np.exp(np.nanmean(logs[np.isfinite(logs)])))
+        metrics.perplexity_ci = [float(np.exp(v)) for v in ci("log_perplexity")]
     if ref is None or ref is frame or name == config.reference:
         return metrics
     metrics.pvalues = {col: welch_pvalue(frame[col], ref[col]) for col in ("quality", "length", "repetition")}

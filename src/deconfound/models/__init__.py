@@ -15,8 +15,9 @@ from .generation import GenerationResult, first_line, generate, generate_with_st
 from .loading import (ADAPTER_BASE_FILE, PRECISIONS, adapter_base_path, cpu_has_bf16, is_adapter_folder, load_generator,
                       load_tokenizer, lora_config, pick_device, record_adapter_base, resolve_precision, save_merged,
                       set_torch_threads)
+from .perplexity import perplexity
 from .prompts import (CHATML_TEMPLATE, EDITOR_SYSTEM_PROMPT, EDITOR_USER_TEMPLATE, PLAIN_TEMPLATE, PROMPT_FILE,
-                      SHORT_EDITOR_PROMPT, PromptStyle, build_messages, ensure_chat_template, format_prompt,
+                      SHORT_EDITOR_PROMPT, WHOLE_MESSAGE_TEMPLATE, PromptStyle, build_messages, ensure_chat_template, format_prompt,
                       truncate_words)
 from .sources import (DEFAULT_MODEL, GGUF_FILE, SMOLLM2_CACHE_NAME, ModelSpec, build_tiny_model, build_tiny_tokenizer,
                       convert_gguf_generator, gguf_folder, resolve_model_path, tiny_config)

@@ -15,6 +15,9 @@ EDITOR_SYSTEM_PROMPT = (
     "the headline."
 )
 EDITOR_USER_TEMPLATE = "The news abstract is '{context}'"
+# The user message is the prompt text itself: a rendered template over table columns, or the one instruction of a
+# table without a context (`data.prompt_texts`).
+WHOLE_MESSAGE_TEMPLATE = "{context}"
 # A shorter system text for tiny models (the smoke preset): same role, a third of the tokens.
 SHORT_EDITOR_PROMPT = "You are an editor of a news website. Only respond with the headline."
 
@@ -61,11 +64,12 @@ class PromptStyle:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
-    def with_overrides(self, system_prompt: str | None = None,
-                       max_context_words: int | None = None) -> "PromptStyle":
-        """A copy with the given fields replaced (None keeps the current value)."""
+    def with_overrides(self, system_prompt: str | None = None, max_context_words: int | None = None,
+                       user_template: str | None = None) -> "PromptStyle":
+        """A copy with the given fields replaced (None keeps the current value; max_context_words 0 keeps every
+        word)."""
         return PromptStyle(system_prompt=self.system_prompt if system_prompt is None else system_prompt,
-                           user_template=self.user_template,
+                           user_template=self.user_template if user_template is None else user_template,
                            max_context_words=(self.max_context_words if max_context_words is None
                                               else max_context_words))
 

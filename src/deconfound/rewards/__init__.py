@@ -19,3 +19,4 @@ from .methods import (METHOD_LABELS, METHODS, REWARD_METHODS, RewardMethod, miss
 from .metrics import evaluate_reward, pearson, r_squared, reward_table
 from .model import RewardFunction, RewardModel
 from .training import load_all, train_all, train_reward
+from .evaluator import EVALUATOR_LABEL, evaluator_backbone, evaluator_label, train_evaluator

@@ -21,4 +21,6 @@ from .config import (OVERRIDES_ENV, TrainConfig, apply_overrides, default_thread
 from .progress import RunProgress
 from .runner import cancelled_errors, drop_incomplete_checkpoints, run_pipeline
 from .stages import eval_prompts, load_run_data, plan_stages
+from .evaluator import (EVALUATOR_DIR, build_evaluator, default_marker_groups, evaluator_summary, fluency_frame,
+                        marker_groups_for, needs_evaluator)
 from .trained import generate_for_run, generate_frame, read_prompts, resolve_in, run_models

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from ..causal import EstimatorConfig, latest_corrected_column
-from ..data import Roles, training_blockers
+from ..data import Roles, is_temporal, prompt_description, template_fields, training_blockers
 from ..errors import DeconfoundError, NotFoundError
 from ..models import ModelSpec
 from ..presets import POLICY_MODEL, PRESET_NAMES, PRESETS
@@ -210,6 +210,18 @@ def preset_config(preset: str, table: str, store=None, overrides: dict | None = 
         notes.append(f"left out {', '.join(dropped)}: " + ("the table has no ground-truth column" if truth_only
                                                            else "the table has no truth or no confounder tagged"))
     methods = [m for m in methods if m not in dropped]
+    schema = store.schema(table)
+    first = roles.confounders[0] if roles.confounders else None
+    if first and is_temporal(schema.get(first, "")):
+        # These rewards read the confounder as one number; a time confounder is a calendar of effects.
+        numeric_only = [m for m in methods if REWARD_METHODS[m].fits_confounder]
+        if numeric_only and explicit:
+            raise DeconfoundError(f"method(s) {', '.join(numeric_only)} read the confounder as a number, and "
+                                  f"'{first}' is a time: remove them (naive and deconfounded run)")
+        if numeric_only:
+            notes.append(f"left out {', '.join(numeric_only)}: they read the confounder as a number, and "
+                         f"'{first}' is a time")
+        methods = [m for m in methods if m not in numeric_only]
     if not methods:
         raise DeconfoundError("no reward method can run on this table: tag an outcome and a confounder")
     fitting = [m for m in methods if REWARD_METHODS[m].fits_confounder]
@@ -239,6 +251,12 @@ def preset_config(preset: str, table: str, store=None, overrides: dict | None = 
     if not spec.auto_threads:
         config.threads = None
     config = apply_overrides(config, merged)
+    prompt_roles = config.role_set
+    missing_cols = [c for c in template_fields(prompt_roles.prompt_template) if c not in schema]
+    if missing_cols:
+        raise DeconfoundError(f"the prompt template names no column of '{table}': {', '.join(missing_cols)} "
+                              f"(columns: {', '.join(schema)})")
+    config.notes.append(f"the prompt shows {prompt_description(prompt_roles)}")
     if config.estimator not in ("iv", "dml"):
         raise DeconfoundError(f"unknown estimator {config.estimator!r}: use iv or dml")
     if config.estimator == "iv" and not roles.instruments and not config.corrected_column \

@@ -27,8 +27,8 @@ from .jobs import ACTIVE_STATES
 from .processes import process_start_time
 from .progress import RunProgress
 from .stages import (check_columns, feature_cache, RunState, eval_prompts, load_run_data, plan_stages, stage_base,
-                     stage_dpo, stage_dpo_pairs, stage_estimate, stage_generate, stage_reward, stage_rl, stage_sft,
-                     write_samples)
+                     stage_dpo, stage_dpo_pairs, stage_estimate, stage_evaluator, stage_generate, stage_reward, stage_rl,
+                     stage_sft, write_samples)
 from .trained import resolve_in
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ def run_pipeline(run_dir, progress=None, resume: bool = False, stop=None, write_
     splits, note = assign_splits(data, config.seed)
     if note:
         log.info("%s", note)
-    n_eval = len(eval_prompts(data, splits, config.role_set.context, config.n_eval_prompts, config.seed))
+    n_eval = len(eval_prompts(data, splits, config.role_set, config.n_eval_prompts, config.seed))
     plan = plan_stages(config, n_eval)
     tracker = RunProgress(folder, plan, stop=stop, enabled=main, callback=progress)
     run = RunState(folder=folder, config=config, progress=tracker, resume=resume, main=main, data=data, splits=splits,
@@ -186,6 +186,8 @@ def run_pipeline(run_dir, progress=None, resume: bool = False, stop=None, write_
     if not main:
         log.info("process rank %d finished its part of the run", _rank())
         return {}
+    if not config.role_set.truth:  # no truth to judge by: an independent evaluator, fluency, default markers
+        stage("evaluator", stage_evaluator, main_only=True)
     summary = run_summary(run, time.monotonic() - started)
     folder.mark_finished("summary", **{"models": summary["models"]})
     status = folder.status()

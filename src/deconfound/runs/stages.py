@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..data import Roles
+from ..data import Roles, prompt_columns, prompt_mode, prompt_texts
 from ..errors import DeconfoundError, NotFoundError
 from ..jsonio import read_json, write_json_atomic
 from ..presets import POLICY_MODEL, PRESETS, REWARD_COST
@@ -39,13 +39,43 @@ def load_run_data(folder: RunFolder) -> pd.DataFrame:
     return pd.read_parquet(folder.data_path)
 
 
-def eval_prompts(data: pd.DataFrame, splits: pd.Series, context: str, n: int, seed: int) -> pd.DataFrame:
-    """The held-out prompts every model writes for: up to n distinct test contexts, seeded."""
-    test = data.loc[splits == "test", [context]].dropna()
-    test = test[~test[context].astype(str).duplicated()]
-    if len(test) > n:
-        test = test.sample(n=n, random_state=seed).sort_index()
-    return pd.DataFrame({"prompt_id": test.index.astype(int), "context": test[context].astype(str).to_numpy()})
+def eval_prompts(data: pd.DataFrame, splits: pd.Series, context: str | Roles | None, n: int, seed: int,
+                 max_words: int | None = None) -> pd.DataFrame:
+    """The held-out prompts every model writes for, seeded: up to n distinct test prompts (a context column's
+    values, or a template rendered per row; `context` is a column name or the roles). When the prompt shows no
+    column every row prompts alike: then the prompts are n test rows (prompt_id = the row), and each samples its
+    own text (the per-prompt random streams of `models.generate`)."""
+    roles = context if isinstance(context, Roles) else Roles(context=context)
+    test = data.loc[splits == "test"]
+    texts = prompt_texts(test, roles, max_words)
+    if prompt_mode(roles) != "constant":
+        texts = texts[test[prompt_columns(roles)].notna().all(axis=1)]
+        texts = texts[~texts.duplicated()]
+    if len(texts) > n:
+        texts = texts.sample(n=n, random_state=seed).sort_index()
+    return pd.DataFrame({"prompt_id": texts.index.astype(int), "context": texts.astype(str).to_numpy()})
+
+
+def prompt_words(config: TrainConfig) -> int | None:
+    """How many words of each column a template prompt keeps (the SFT setting that truncates contexts)."""
+    return config.sft.max_context_words or None
+
+
+def row_prompts(run: "RunState", rows: pd.DataFrame) -> pd.Series:
+    """The prompt text of each row (its context, rendered template or the one instruction: `data.prompt_texts`)."""
+    return prompt_texts(rows, run.roles, prompt_words(run.config))
+
+
+def sft_settings(run: "RunState"):
+    """SFT settings; when the prompt text is the whole user message (a template, or no context) the saved prompt
+    style says so, and the template's values were already cut to max_context_words while rendering."""
+    from dataclasses import replace as dc_replace
+
+    from ..models import WHOLE_MESSAGE_TEMPLATE
+    settings = run.config.sft
+    if prompt_mode(run.roles) == "context":
+        return settings
+    return dc_replace(settings, user_template=WHOLE_MESSAGE_TEMPLATE, max_context_words=0)
 
 
 # ------------------------------------------------------------------ the stages
@@ -100,6 +130,8 @@ def plan_stages(config: TrainConfig, n_eval: int | None = None) -> dict[str, flo
             plan[f"dpo/{method}"] = steps(config.dpo, 500) * cost["dpo"] + 5
     models = 1 + int(config.run_sft) + len(config.methods) * (1 + int(config.run_dpo))
     plan["generate"] = models * (n_eval or config.n_eval_prompts) * len(config.gen_seeds) * cost["gen"] + 2 * models
+    if not config.role_set.truth:
+        plan["evaluator"] = REWARD_COST.get("minilm", 30.0) + models * (n_eval or config.n_eval_prompts) * cost["gen"] / 4
     plan["summary"] = 1.0
     return plan
 
@@ -148,7 +180,7 @@ def stage_base(run: RunState) -> dict:
     out_dir = None
     if spec.name.strip().lower() == "tiny":
         train = run.data.loc[run.splits.isin(["sft", "rm", "rl"])]
-        corpus = train[roles.context].dropna().astype(str).tolist() + train[roles.text].dropna().astype(str).tolist()
+        corpus = row_prompts(run, train).tolist() + train[roles.text].dropna().astype(str).tolist()
         out_dir = run.path("models", "base")
     path = resolve_model_path(spec, corpus=corpus, out_dir=out_dir)
     return {"model_path": run.relative(path)}
@@ -158,9 +190,9 @@ def stage_sft(run: RunState) -> dict:
     from ..train import run_sft
     roles = run.roles
     rows = run.rows("sft")
-    frame = pd.DataFrame({"context": rows[roles.context].astype(str), "text": rows[roles.text]}).dropna()
+    frame = pd.DataFrame({"context": row_prompts(run, rows), "text": rows[roles.text]}).dropna()
     base = resolve_in(run.folder.path, run.info["base"]["model_path"])
-    out = run_sft(base, frame, run.config.sft, run.path("models", "sft"), progress=run.progress, resume=run.resume,
+    out = run_sft(base, frame, sft_settings(run), run.path("models", "sft"), progress=run.progress, resume=run.resume,
                   stage="sft", checkpoint_dir=run.path("checkpoints", "sft"))
     return {"model_path": run.relative(out)}
 
@@ -174,6 +206,20 @@ def reward_columns(run: RunState) -> RewardColumns:
     return RewardColumns.from_roles(run.roles, corrected=run.info["estimate"].get("corrected_column"))
 
 
+def reward_frame(roles: Roles, rows: pd.DataFrame, columns: RewardColumns) -> pd.DataFrame:
+    """The rows a reward learns from: for a log1p outcome (heavy-tailed counts) the outcome and the corrected
+    outcome on log(1 + y), the scale the confounder effect was estimated on (a few huge counts would otherwise
+    decide the reward)."""
+    if roles.outcome_scale != "log1p":
+        return rows
+    rows = rows.copy()
+    for column in {columns.outcome, columns.corrected} - {None}:
+        if column in rows.columns:
+            values = pd.to_numeric(rows[column], errors="coerce")
+            rows[column] = np.log1p(values.where(values >= 0))
+    return rows
+
+
 def stage_reward(run: RunState, method: str, features) -> dict:
     from dataclasses import replace as dc_replace
 
@@ -181,10 +227,11 @@ def stage_reward(run: RunState, method: str, features) -> dict:
     base = run.config.reward
     if base.backbone in ("generator", "finetune") and base.model_path in (None, "", POLICY_MODEL):
         base = dc_replace(base, model_path=policy_path(run))
-    train, valid = run.rows("rm"), run.rows("rm_valid")
+    columns = reward_columns(run)
+    train, valid = (reward_frame(run.roles, run.rows(s), columns) for s in ("rm", "rm_valid"))
     if run.config.max_reward_rows and len(train) > run.config.max_reward_rows:
         train = train.sample(n=run.config.max_reward_rows, random_state=run.config.seed)
-    models = train_all([method], train, valid, reward_columns(run), run.path("rewards"), config=base,
+    models = train_all([method], train, valid, columns, run.path("rewards"), config=base,
                        progress=run.progress, features=features)
     metrics = models[method].metrics
     log.info("reward %s: valid pearson with truth %s, R² on outcome %s", method,
@@ -193,12 +240,13 @@ def stage_reward(run: RunState, method: str, features) -> dict:
 
 
 def rl_prompts(run: RunState) -> pd.DataFrame:
-    """RL prompts: the rl split's contexts plus the confounder column (rewards that read it get it)."""
+    """RL prompts: the rl split's prompt texts plus the confounder column (rewards that read it get it)."""
     roles = run.roles
     rows = run.rows("rl")
-    frame = pd.DataFrame({"context": rows[roles.context].astype(str)})
-    if roles.confounders and roles.confounders[0] != "context":
-        frame[roles.confounders[0]] = pd.to_numeric(rows[roles.confounders[0]], errors="coerce")
+    frame = pd.DataFrame({"context": row_prompts(run, rows)})
+    first = roles.confounders[0] if roles.confounders else None
+    if first and first != "context" and pd.api.types.is_numeric_dtype(rows[first]):  # not a time confounder
+        frame[first] = pd.to_numeric(rows[first], errors="coerce")
         frame = frame.dropna()
     return frame.reset_index(drop=True)
 
@@ -254,7 +302,7 @@ def write_samples(run: RunState, stage: str, model_name: str, model_path: str, m
     if not run.main:
         return
     from ..models import generate
-    prompts = eval_prompts(run.data, run.splits, run.roles.context, SAMPLE_PROMPTS, run.config.seed)
+    prompts = eval_prompts(run.data, run.splits, run.roles, SAMPLE_PROMPTS, run.config.seed, prompt_words(run.config))
     if prompts.empty:
         return
     texts = generate(resolve_in(run.folder.path, model_path), prompts["context"].tolist(), seed=run.config.seed,
@@ -272,7 +320,8 @@ def write_samples(run: RunState, stage: str, model_name: str, model_path: str, m
 
 
 def stage_generate(run: RunState) -> dict:
-    prompts = eval_prompts(run.data, run.splits, run.roles.context, run.config.n_eval_prompts, run.config.seed)
+    prompts = eval_prompts(run.data, run.splits, run.roles, run.config.n_eval_prompts, run.config.seed,
+                           prompt_words(run.config))
     if prompts.empty:
         raise DeconfoundError("the test split has no prompts to evaluate on: check the table's split column")
     models = run_models(run.folder.path, run.info)
@@ -286,9 +335,20 @@ def stage_generate(run: RunState) -> dict:
     return {"rows": len(frame), "models": list(models), "prompts": len(prompts)}
 
 
+def stage_evaluator(run: RunState) -> dict:
+    """For a table without a truth column: the independent evaluator, fluency and default markers (see
+    `runs.evaluator`), so Compare judges the run by them and not by the simulation's sentiment."""
+    from .evaluator import build_evaluator
+    try:
+        return build_evaluator(run.folder.path, progress=run.progress)
+    except DeconfoundError as exc:  # e.g. too few held-out rows: the models are trained, judge them otherwise
+        log.warning("no independent evaluator for this run: %s", exc)
+        return {"skipped": str(exc)}
+
+
 def check_columns(config: TrainConfig, data: pd.DataFrame) -> None:
     roles = config.role_set
-    needed = [roles.text, roles.context, roles.outcome] + roles.confounders[:1]
+    needed = [roles.text, roles.context, roles.outcome] + roles.confounders[:1] + prompt_columns(roles)
     if roles.truth and any(REWARD_METHODS[m].needs_truth for m in config.methods if m in REWARD_METHODS):
         needed.append(roles.truth)
     missing = [c for c in needed if c and c not in data.columns]

@@ -95,16 +95,23 @@ def _merge_shares(shares: list[tuple[list[int], list[str]]], n: int) -> list[str
 
 
 # ------------------------------------------------------------------ generating from a finished run
-def read_prompts(path) -> list[str]:
-    """Contexts from a .txt file (one per line) or a .csv file with a `context` column."""
+def read_prompts(path, template: str | None = None) -> list[str]:
+    """Prompt texts from a .txt file (one per line) or a .csv file with a `context` column — or, for a run whose
+    prompt is a template over table columns, a .csv with those columns (each row rendered as in training)."""
+    from ..data import render_template, template_fields
     path = Path(path)
     if not path.is_file():
         raise NotFoundError(f"prompts file {path} not found")
     if path.suffix.lower() == ".csv":
         frame = pd.read_csv(path, keep_default_na=False)
-        if "context" not in frame.columns:
-            raise DeconfoundError(f"{path} has no 'context' column (columns: {', '.join(frame.columns)})")
-        contexts = frame["context"].astype(str).tolist()
+        fields = template_fields(template)
+        if fields and set(fields) <= set(frame.columns):
+            contexts = render_template(frame, template).tolist()
+        elif "context" not in frame.columns:
+            wanted = "a 'context' column" + (f" or the template's columns ({', '.join(fields)})" if fields else "")
+            raise DeconfoundError(f"{path} has no {wanted} (columns: {', '.join(frame.columns)})")
+        else:
+            contexts = frame["context"].astype(str).tolist()
     else:
         contexts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
     contexts = [c for c in contexts if c]

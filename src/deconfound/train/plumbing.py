@@ -175,9 +175,9 @@ def _finish(trainer, callback, summary: TrainingSummary, out_dir: Path, checkpoi
     return out_dir
 
 
-def _style_for(model_path: Path, system_prompt=None, max_context_words=None) -> PromptStyle:
+def _style_for(model_path: Path, system_prompt=None, max_context_words=None, user_template=None) -> PromptStyle:
     """The model's saved prompt style with the stage's overrides (None keeps the saved value)."""
-    return PromptStyle.load(model_path).with_overrides(system_prompt, max_context_words)
+    return PromptStyle.load(model_path).with_overrides(system_prompt, max_context_words, user_template)
 
 
 def _check_room(tokenizer, contexts: list[str], style: PromptStyle, max_length: int, what: str) -> None:

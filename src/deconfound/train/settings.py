@@ -94,6 +94,9 @@ class SFTSettings(_Settings):
         "help": "system message; None keeps the model's (editor prompt)"})
     max_context_words: int | None = field(default=40, metadata={
         "help": "truncate contexts to N words (saved with the model; generation uses it); None keeps them whole"})
+    user_template: str | None = field(default=None, metadata={
+        "help": "user message, '{context}' replaced by the row's prompt text (saved with the model); None keeps "
+                "the model's (the editor's: \"The news abstract is '{context}'\")"})
     # Twice RL's and DPO's: SFT runs twice their steps by default, so each checkpoints every third of its run.
     save_steps: int = field(default=20, metadata={"help": "checkpoint every N steps (resume)"})
 

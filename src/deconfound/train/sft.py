@@ -22,7 +22,7 @@ def run_sft(model_path, rows: pd.DataFrame, settings: SFTSettings, out_dir, prog
 
     _require_columns(rows, ["context", "text"], "SFT")
     model_path, out_dir, checkpoint_dir, resume_from = _start(model_path, out_dir, checkpoint_dir, resume)
-    style = _style_for(model_path, settings.system_prompt, settings.max_context_words)
+    style = _style_for(model_path, settings.system_prompt, settings.max_context_words, settings.user_template)
     rows = rows.dropna(subset=["context", "text"])
     if settings.max_rows:
         rows = rows.sample(n=min(settings.max_rows, len(rows)), random_state=settings.seed)

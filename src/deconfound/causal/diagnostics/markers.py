@@ -19,6 +19,7 @@ import pandas as pd
 from ...data import Roles
 from ...errors import DeconfoundError
 from ...jsonio import jsonable as _jsonable
+from ..calendar_effects import to_model_scale
 from ..corrected import deconfounded_outcome
 from ..estimators import blas_threads, fit_iv
 from ..results import EstimatorConfig
@@ -131,14 +132,16 @@ def _scan_markers(data: pd.DataFrame, roles: Roles, config: DiagnosticsConfig,
     vocab = vectorizer.get_feature_names_out() if x.shape[1] else np.array([], dtype=str)
     keep = np.array([not all(w in ENGLISH_STOP_WORDS for w in m.split()) for m in vocab], dtype=bool)
     x, vocab = x[:, keep], vocab[keep]
-    y = data[roles.outcome].to_numpy(dtype=np.float64)
+    y = to_model_scale(data[roles.outcome], roles.outcome_scale, f"outcome '{roles.outcome}'")
     count = np.asarray(x.sum(axis=0)).ravel()
 
     # Raw lift: OLS of y on [1, x] per marker, i.e. mean(y | present) − mean(y | absent).
     ones = np.ones((n, 1))
     raw_lift, raw_se = _marker_ols(x, y, ones, count)
-    controls, confounder_blocks = _confounder_matrix(data, roles.confounders)
+    controls, confounder_blocks = _confounder_matrix(data, roles.confounders, roles.calendar)
     adjusted_y, adjustment, notes = _adjusted_outcome(data, roles, config)
+    if adjusted_y is not None:  # y − ĥ comes back on the outcome's scale: compare lifts on the model's
+        adjusted_y = to_model_scale(adjusted_y, roles.outcome_scale)
     if adjusted_y is not None:
         # Lift on y − ĥ(C): what a reward trained on the IV-deconfounded outcome would still pay for.
         adj_lift, adj_se = _marker_ols(x, adjusted_y, ones, count)
@@ -214,11 +217,13 @@ def _marker_ols(x, y: np.ndarray, base: np.ndarray, count: np.ndarray) -> tuple[
     return beta, se
 
 
-def _confounder_matrix(data: pd.DataFrame, confounders: Sequence[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """All confounder terms (numeric as is, categorical as dummies) and each confounder's own block."""
+def _confounder_matrix(data: pd.DataFrame, confounders: Sequence[str],
+                       calendar: str | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """All confounder terms (numeric as is, categorical as dummies, a time as its calendar) and each
+    confounder's own block."""
     blocks = {}
     for name in confounders:
-        terms, _ = column_terms(data, [name])
+        terms, _ = column_terms(data, [name], calendar)
         values = terms.to_numpy(dtype=np.float64)
         # Missing numbers are replaced by the mean so a few gaps do not drop the whole scan.
         col_mean = np.nanmean(values, axis=0)
