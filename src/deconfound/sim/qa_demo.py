@@ -145,6 +145,10 @@ _TOPICS = {
                {"grant": ["grant proposal", "fellowship application", "small grant", "travel grant"],
                 "who": ["postdoc", "new faculty member", "PhD student", "lecturer"]}),
 }
+_WHO = ["a first-year PhD student", "a final-year PhD student", "a master's student", "a postdoc", "an assistant professor",
+        "a lecturer", "a research assistant", "an undergraduate", "a visiting scholar", "a lab manager"]
+_FIELDS = ["biology", "history", "physics", "economics", "linguistics", "chemistry", "sociology", "mathematics",
+           "computer science", "psychology", "philosophy", "engineering", "public health", "education"]
 _OPENERS = ["Good question.", "I had the same problem.", "From my experience:", "In my field,", "Short answer:", ""]
 _VAGUE = ["It really depends on your situation.", "Every department is different.", "Just do what feels right.",
           "Others have asked this before.", "Good luck with it.", "I would not worry too much."]
@@ -180,7 +184,7 @@ def simulate_qa(config: QADemoConfig | None = None, **overrides) -> pd.DataFrame
     for qid in range(config.n_questions):
         topic = r.choice(list(_TOPICS))
         templates, advice, slots = _TOPICS[topic]
-        question = _fill(r, r.choice(templates), slots)
+        question = f"I am {r.choice(_WHO)} in {r.choice(_FIELDS)}. " + _fill(r, r.choice(templates), slots)
         for aid in range(r.choice((2, 2, 2, 3, 3, 4))):
             answer, quality = _answer(r, advice)
             rows.append({"question_id": qid, "answer_id": f"{qid}-{aid}", "question": question, "answer": answer,
