@@ -22,8 +22,8 @@ from .charts import lambda_chart, marker_rates_chart, roc_chart
 from .heads import DEFAULT_GRID, PairRanking, check_grid, parse_grid, rank_pairs
 from .jobs import (audit_status, audits_dir, cancel_audit_job, create_audit_job, list_audit_jobs, resume_audit_job,
                    run_audit_job, start_audit_job, wait_audit_job)
-from .marker import (ARMS, KIND, MarkerAuditConfig, apply_overrides, marker_config, prepare_rows, preference_pairs,
-                     rule_effect, split_contexts)
+from .marker import (ARMS, KIND, OVERRIDES_ENV, MarkerAuditConfig, apply_overrides, env_overrides, marker_config,
+                     prepare_rows, preference_pairs, rule_effect, split_contexts)
 from .marker_result import MODEL_LABELS, MarkerAuditResult, marker_result, run_rates
 from .regularization import LEAKAGE_THRESHOLD, LambdaAuditResult, lambda_audit, monthly_leakage, rule_pick
 from .rules import RowRule, check_marker, mark_texts, marker_words, parse_rule, rule_groups, rule_mask

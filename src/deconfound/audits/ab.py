@@ -161,9 +161,9 @@ class ABAuditResult:
         """The verdict, the counts and the two heads."""
         c = self.counts
         lines = [self.verdict(), "",
-                 f"{c['tests']:,} tests, {c['variants']:,} variants; {c['significant_pairs']:,} of {c['pairs']:,} pairs "
-                 f"significant; pairs train/valid/test {c['train_pairs']:,}/{c['valid_pairs']:,}/{c['test_pairs']:,}; "
-                 f"observational rows train/valid {c['obs_train']:,}/{c['obs_valid']:,}"]
+                 f"{c['tests']:,} tests, {c['variants']:,} variants; {c['significant_pairs']:,} of {c['pairs']:,} "
+                 f"pairs significant; pairs train/valid/test {c['train_pairs']:,}/{c['valid_pairs']:,}/"
+                 f"{c['test_pairs']:,}; observational rows train/valid {c['obs_train']:,}/{c['obs_valid']:,}"]
         for head in (self.observational, self.experimental):
             lines.append(f"{head.name:14s} trained on {head.trained_on}: λ = {head.lam:g} (valid {head.valid_metric} "
                          f"{head.valid_loss:.4g}), test AUC {head.test.auc:.3f}")

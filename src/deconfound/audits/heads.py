@@ -47,8 +47,8 @@ def parse_grid(text: str | None) -> list[float] | None:
             lo, hi, n = text.split(":")[1:]
             return check_grid(np.logspace(float(lo), float(hi), int(n)))
         except ValueError:
-            raise DeconfoundError(f"write a log grid as logspace:LOW:HIGH:COUNT, e.g. logspace:-2:5:15 (got {text!r})") \
-                from None
+            raise DeconfoundError("write a log grid as logspace:LOW:HIGH:COUNT, e.g. logspace:-2:5:15 "
+                                  f"(got {text!r})") from None
     try:
         return check_grid([float(x) for x in text.split(",") if x.strip()])
     except ValueError:

@@ -11,6 +11,7 @@ The run (`marker_run`) then trains SFT → DPO per arm and training seed and cou
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -25,13 +26,19 @@ from ..train import DPOSettings, SFTSettings
 from .rules import check_marker, mark_texts, marker_words, parse_rule, rule_groups, rule_mask
 
 KIND = "audit/marker"
+OVERRIDES_ENV = "DECONFOUND_AUDIT_OVERRIDES"  # JSON {"sft.max_steps": 5, ...}: tests and demos shrink audits
 ARMS = ("naive", "deconfounded")
 QA_SYSTEM_PROMPT = "You answer questions on a Q&A forum. Give a short, helpful answer."
-# Per preset: what the audit changes from the training presets (Q&A rows are longer than headlines).
-PRESET_CHANGES = {"smoke": {"sft": {"max_length": 160, "max_steps": 220}, "dpo": {"max_length": 160},
-                            "n_eval_prompts": 300},
-                  "cpu": {"sft": {"max_length": 192}, "dpo": {"max_length": 192}, "n_eval_prompts": 200},
-                  "gpu": {"sft": {"max_length": 512}, "dpo": {"max_length": 768}, "n_eval_prompts": 3000}}
+# Per preset: what the audit changes from the training presets. Q&A rows are longer than headlines; DPO must move
+# the policy far enough for a difference in marker rates to show within a CPU budget (measured on the Q&A demo:
+# the smoke preset's own DPO, 30 steps at 5e-5, moved the tiny model's marker rate by about one point).
+PRESET_CHANGES = {
+    "smoke": {"sft": {"max_length": 160}, "dpo": {"max_length": 160, "learning_rate": 5e-4, "max_steps": 60},
+              "n_eval_prompts": 300},
+    "cpu": {"sft": {"max_length": 192}, "dpo": {"max_length": 192, "learning_rate": 2e-4, "max_steps": 60},
+            "n_eval_prompts": 200},
+    "gpu": {"sft": {"max_length": 512}, "dpo": {"max_length": 768}, "n_eval_prompts": 3000},
+}
 
 
 @dataclass
@@ -107,8 +114,8 @@ def apply_overrides(config: MarkerAuditConfig, overrides: dict | None) -> Marker
     data = config.to_dict()
     for key, value in (overrides or {}).items():
         head, _, rest = key.partition(".")
-        if isinstance(value, str) and key in ("train_seeds", "gen_seeds"):
-            value = [int(v) for v in value.split(",") if v.strip()]
+        if key in ("train_seeds", "gen_seeds"):
+            value = _seeds(key, value)
         if rest:
             if head not in MarkerAuditConfig._NESTED:
                 raise DeconfoundError(f"setting {key!r}: '{head}' has no sub-settings")
@@ -116,6 +123,30 @@ def apply_overrides(config: MarkerAuditConfig, overrides: dict | None) -> Marker
         else:
             data[head] = value
     return MarkerAuditConfig.from_dict(data)
+
+
+def env_overrides() -> dict:
+    """Overrides from $DECONFOUND_AUDIT_OVERRIDES (a JSON object), used by tests to shrink audits."""
+    raw = os.environ.get(OVERRIDES_ENV)
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise DeconfoundError(f"${OVERRIDES_ENV} is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise DeconfoundError(f"${OVERRIDES_ENV} must be a JSON object of settings")
+    return value
+
+
+def _seeds(key: str, value) -> list[int]:
+    """Seeds given as a list, one number or comma-separated text."""
+    try:
+        if isinstance(value, str):
+            return [int(v) for v in value.split(",") if v.strip()]
+        return [int(v) for v in value] if isinstance(value, (list, tuple)) else [int(value)]
+    except (TypeError, ValueError):
+        raise DeconfoundError(f"{key} must be whole numbers, e.g. 0,1,2 (got {value!r})") from None
 
 
 def marker_config(preset: str, table: str, store, rule: str, marker: str, overrides: dict | None = None,

@@ -28,6 +28,11 @@ COMPARISONS = (("sft", "dpo_naive"), ("sft", "dpo_deconfounded"), ("dpo_naive", 
 ALPHA = 0.05
 
 
+def _p(value) -> str:
+    """A p-value for a sentence ("p = 0.003"), or why there is none."""
+    return f"p = {value:.2g}" if value is not None and np.isfinite(value) else "no test: one run per model"
+
+
 @dataclass
 class MarkerAuditResult:
     """Marker rates per run and per model, the tests between models, and what the pairs looked like."""
@@ -83,18 +88,18 @@ class MarkerAuditResult:
         sft, dn, dd = 100 * naive["mean_a"], 100 * naive["mean_b"], 100 * deconf.get("mean_b", math.nan)
         if self.amplified(word, "dpo_naive"):
             text = (f"Naive fine-tuning amplifies the spurious marker: after DPO on the raw outcome, '{word}' appears "
-                    f"in {dn:.1f}% of generations against {sft:.1f}% after SFT (p = {naive['pvalue']:.2g}).")
+                    f"in {dn:.1f}% of generations against {sft:.1f}% after SFT ({_p(naive['pvalue'])}).")
         else:
             text = (f"Naive DPO did not measurably amplify the marker here: '{word}' appears in {dn:.1f}% of "
-                    f"generations against {sft:.1f}% after SFT (p = {naive['pvalue']:.2g}).")
+                    f"generations against {sft:.1f}% after SFT ({_p(naive['pvalue'])}).")
         if self.amplified(word, "dpo_deconfounded"):
-            text += (f" DPO on the deconfounded outcome amplifies it too ({dd:.1f}%, p = {deconf['pvalue']:.2g}): "
+            text += (f" DPO on the deconfounded outcome amplifies it too ({dd:.1f}%, {_p(deconf['pvalue'])}): "
                      "removing the rule's effect did not stop it.")
         elif deconf:
-            text += (f" DPO on the deconfounded outcome does not ({dd:.1f}%, p = {deconf['pvalue']:.2g} against SFT)")
+            text += f" DPO on the deconfounded outcome does not ({dd:.1f}%, {_p(deconf['pvalue'])} against SFT)"
             vs = self._test(word, "dpo_naive", "dpo_deconfounded")
             if vs and vs["difference"] < 0 and vs["pvalue"] < ALPHA:
-                text += f", and stays below naive DPO (p = {vs['pvalue']:.2g})"
+                text += f", and stays below naive DPO ({_p(vs['pvalue'])})"
             text += "."
         return text
 
@@ -102,8 +107,8 @@ class MarkerAuditResult:
         """The verdict, the pairs, Table 3 and the tests."""
         lines = [self.verdict(), ""]
         for arm, info in (self.prepare.get("arms") or {}).items():
-            lines.append(f"{arm} pairs: {info['pairs']:,}; with one marked text: marked chosen {info['marked_chosen']:,}"
-                         f", marked rejected {info['marked_rejected']:,}")
+            lines.append(f"{arm} pairs: {info['pairs']:,}; with one marked text: marked chosen "
+                         f"{info['marked_chosen']:,}, marked rejected {info['marked_rejected']:,}")
         table = self.table()
         if len(table):
             lines += ["", table.drop(columns="label").to_string(index=False, float_format=lambda x: f"{x:.2f}")]
@@ -119,8 +124,7 @@ class MarkerAuditResult:
                          "table": self.table().to_dict(orient="records"),
                          "tests": self.tests().to_dict(orient="records"),
                          "runs": self.runs.to_dict(orient="records"), "pairs": self.prepare.get("arms", {}),
-                         "correction": self.prepare.get("correction"), "marked_effect": self.prepare.get("marked_effect"),
-                         "rows": self.prepare.get("rows"), "marked_rows": self.prepare.get("marked_rows"),
+                         **{k: self.prepare.get(k) for k in ("correction", "marked_effect", "rows", "marked_rows")},
                          "config": self.config, "notes": self.notes})
 
 

@@ -77,7 +77,8 @@ def stage_prepare(folder: RunFolder, config: MarkerAuditConfig, data: pd.DataFra
         arms[arm] = {"pairs": len(pairs), "one_marked": len(one), "marked_chosen": int(one["chosen_marked"].sum()),
                      "marked_rejected": int(one["rejected_marked"].sum())}
     info |= {"arms": arms, "splits": frame["split"].value_counts().to_dict(),
-             "contexts": {s: int(frame.loc[frame["split"] == s, "context"].nunique()) for s in ("sft", "pairs", "test")}}
+             "contexts": {s: int(frame.loc[frame["split"] == s, "context"].nunique())
+                          for s in ("sft", "pairs", "test")}}
     write_json_atomic(folder.path / "prepare.json", info)
     return {"rows": info["rows"], "marked_rows": info["marked_rows"], "arms": arms}
 

@@ -90,8 +90,10 @@ class LambdaAuditResult:
 def monthly_leakage(pred: np.ndarray, valid_time: pd.Series, train_y: np.ndarray, train_time: pd.Series) -> float:
     """Pearson r across calendar months of the mean validation prediction and the mean training outcome (months
     present in both; NaN with fewer than 3 months or no variation)."""
-    v = pd.Series(np.asarray(pred, dtype=float)).groupby(pd.to_datetime(valid_time).dt.to_period("M").to_numpy()).mean()
-    t = pd.Series(np.asarray(train_y, dtype=float)).groupby(pd.to_datetime(train_time).dt.to_period("M").to_numpy()).mean()
+    def monthly(values, times) -> pd.Series:
+        return pd.Series(np.asarray(values, dtype=float)).groupby(
+            pd.to_datetime(pd.Series(times)).dt.to_period("M").to_numpy()).mean()
+    v, t = monthly(pred, valid_time), monthly(train_y, train_time)
     both = pd.concat([v.rename("p"), t.rename("y")], axis=1).dropna()
     if len(both) < 3 or both["p"].std() == 0 or both["y"].std() == 0:
         return math.nan
@@ -114,9 +116,9 @@ def rule_pick(curve: pd.DataFrame, threshold: float = LEAKAGE_THRESHOLD) -> tupl
         return float(clean["lambda"].max()), (f"the strongest λ within one standard error of the best validation "
                                                f"error whose monthly leakage is below {threshold:g}")
     lam = float(admissible["lambda"].max())
+    leak = curve.loc[curve["lambda"] == lam, "leakage"].iloc[0]
     return lam, (f"the strongest λ within one standard error of the best validation error; none of those kept the "
-                 f"monthly leakage below {threshold:g} (it is {curve.loc[curve['lambda'] == lam, 'leakage'].iloc[0]:+.2f}"
-                 " there)")
+                 f"monthly leakage below {threshold:g} (it is {leak:+.2f} there)")
 
 
 def _observational_rows(store: Store, table: str, roles: Roles, config: ABAuditConfig) -> tuple[pd.DataFrame, dict]:

@@ -101,7 +101,8 @@ def marker_words(marker: str | None) -> list[str]:
     phrase = "" if marker is None else str(marker).strip()
     words = list(dict.fromkeys(re.findall(r"\w+", phrase)))
     if not words:
-        raise DeconfoundError("the marker phrase is empty: give a short neutral phrase to prepend, e.g. 'Happy Monday!'")
+        raise DeconfoundError("the marker phrase is empty: give a short neutral phrase to prepend, "
+                              "e.g. 'Happy Monday!'")
     return words
 
 

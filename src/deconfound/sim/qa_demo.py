@@ -88,7 +88,8 @@ _TOPICS = {
                     "ask the research integrity office for confidential advice",
                     "keep dated records of who did which part"],
                    {"who": ["colleague", "postdoc", "lab head", "coauthor"],
-                    "did": ["shared the analysis", "wrote it together", "used the same data", "split the experiments"]}),
+                    "did": ["shared the analysis", "wrote it together", "used the same data",
+                            "split the experiments"]}),
     "jobs": (["How do I prepare for a {job} interview at a {place}?",
               "Should I accept a {job} at a {place} or wait for a better offer?",
               "How many applications should I send for a {job} at a {place}?"],
@@ -145,8 +146,9 @@ _TOPICS = {
                {"grant": ["grant proposal", "fellowship application", "small grant", "travel grant"],
                 "who": ["postdoc", "new faculty member", "PhD student", "lecturer"]}),
 }
-_WHO = ["a first-year PhD student", "a final-year PhD student", "a master's student", "a postdoc", "an assistant professor",
-        "a lecturer", "a research assistant", "an undergraduate", "a visiting scholar", "a lab manager"]
+_WHO = ["a first-year PhD student", "a final-year PhD student", "a master's student", "a postdoc",
+        "an assistant professor", "a lecturer", "a research assistant", "an undergraduate", "a visiting scholar",
+        "a lab manager"]
 _FIELDS = ["biology", "history", "physics", "economics", "linguistics", "chemistry", "sociology", "mathematics",
            "computer science", "psychology", "philosophy", "engineering", "public health", "education"]
 _OPENERS = ["Good question.", "I had the same problem.", "From my experience:", "In my field,", "Short answer:", ""]
