@@ -21,7 +21,7 @@ import pandas as pd
 from ..errors import DeconfoundError, NotFoundError
 from ..jsonio import write_json_atomic
 from ..presets import PRESETS
-from ..runs import RunFolder, RunProgress, now_iso, process_start_time, resolve_in
+from ..runs import RunFolder, RunProgress, drop_incomplete_checkpoints, now_iso, process_start_time
 from .marker import ARMS, MarkerAuditConfig, preference_pairs, prepare_rows
 
 log = logging.getLogger(__name__)
@@ -175,6 +175,8 @@ def run_marker_audit(run_dir, resume: bool = False, stop=None, write_status: boo
     config, data = _load(folder)
     tracker = RunProgress(folder, plan(config), stop=stop, enabled=write_status, callback=callback)
     info = {s["stage"]: s for s in folder.stages()}
+    if resume:  # a checkpoint a killed worker left half-written cannot be resumed from
+        drop_incomplete_checkpoints(folder.path / "checkpoints")
     if write_status:
         status = folder.status()
         status.update(state="running", pid=os.getpid(), pgid=os.getpgrp(), host=socket.gethostname(),
@@ -214,8 +216,3 @@ def run_marker_audit(run_dir, resume: bool = False, stop=None, write_status: boo
     log.info("marker audit finished: %s", result.verdict())
     return result.to_dict()
 
-
-def model_folder(run_dir, kind: str, train_seed: int | None) -> Path:
-    """The folder of one trained model of an audit (e.g. for `deconfound generate`-style inspection)."""
-    name = kind if train_seed is None else f"{kind}_s{train_seed}"
-    return resolve_in(Path(run_dir), f"models/{name}")

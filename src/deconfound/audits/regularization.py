@@ -24,7 +24,7 @@ import pandas as pd
 from ..data import Roles, Store
 from ..errors import DeconfoundError
 from ..jsonio import jsonable
-from .ab import ABAuditConfig, ABPrepared, prepare_ab
+from .ab import ABAuditConfig, ABPrepared, counts_of, prepare_ab
 from .ab_data import ab_roles_problem
 from .heads import check_grid, rank_pairs, ridge_path, text_features
 
@@ -159,7 +159,6 @@ def lambda_audit(store: Store, table: str, config: ABAuditConfig | None = None, 
         obs = prep.observational
         x = prep.features[prep.obs_rows]
         notes += prep.notes
-        from .ab import counts_of
         counts = counts_of(prep)
     else:
         obs, counts = _observational_rows(store, table, roles, config)
