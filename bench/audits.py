@@ -32,6 +32,8 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+for _name in ("HF_DATASETS_DISABLE_PROGRESS_BARS", "HF_HUB_DISABLE_PROGRESS_BARS", "HF_HUB_OFFLINE"):
+    os.environ.setdefault(_name, "1")  # the marker audit trains in this process: no progress bars in the log
 
 from deconfound import audits  # noqa: E402
 from deconfound.data import Store  # noqa: E402

@@ -107,6 +107,10 @@ def test_both_heads_rank_held_out_pairs_and_the_truth_is_the_ceiling(sim_store):
     assert {"verdict", "counts", "observational", "experimental", "truth"} <= set(payload)
     assert payload["experimental"]["test"]["fpr"][0] == 0.0 and payload["experimental"]["test"]["tpr"][-1] == 1.0
     assert "AUC" in result.verdict()
+    from deconfound.audits import roc_chart
+    from deconfound.evaluate import chart_svg
+    svg = chart_svg(roc_chart(result))
+    assert svg.startswith("<svg") and "experimental (AUC" in svg and "true effects" in svg
 
 
 BAD_TABLES = {

@@ -67,6 +67,10 @@ def test_rule_picks_the_stronger_lambda_that_the_held_out_pairs_prefer(event_sto
     payload = result.to_dict()
     assert payload["auc_at_picks"]["rule"] > payload["auc_at_picks"]["validation"]
     assert "does better" in result.verdict()
+    from deconfound.audits import lambda_chart
+    from deconfound.evaluate import chart_svg
+    svg = chart_svg(lambda_chart(result))
+    assert svg.startswith("<svg") and "held-out pair AUC" in svg and "rule" in svg
 
 
 def test_monthly_leakage_known_answers():

@@ -213,3 +213,24 @@ def test_naive_dpo_amplifies_the_marker_and_deconfounded_dpo_does_not(finished):
         # One training seed: the runs differ only in sampling, so "not amplified" is read as a small change.
         assert abs(fair - sft) < 6 and fair < naive - 10, result.summary()
     assert "amplifies the spurious marker" in result.verdict()
+    from deconfound.evaluate import chart_svg
+    svg = chart_svg(audits.marker_rates_chart(result))
+    assert svg.startswith("<svg") and "DPO on the deconfounded outcome" in svg
+
+
+@pytest.mark.slow
+def test_two_training_seeds_amplification_is_significant_only_for_naive_dpo(qa_store, tmp_path):
+    """The replication the paper uses: several training seeds × generation seeds, t-tests over runs."""
+    from deconfound.audits.marker_run import run_marker_audit
+    config = audits.marker_config("smoke", "qa", qa_store, "weekday=Mon", "Happy Monday!",
+                                  overrides=TINY | {"sft.max_steps": 120, "dpo.max_steps": 40, "n_eval_prompts": 200,
+                                                    "train_seeds": [0, 1], "gen_seeds": [0, 1]})
+    job = audits.create_audit_job(config, qa_store)
+    run_marker_audit(job.run_dir)
+    result = audits.marker_result(job.run_dir)
+    assert (result.table()["runs"] == [2, 4, 4, 4]).all()
+    for word in ("Happy", "Monday"):
+        assert result.amplified(word, "dpo_naive"), result.summary()
+        assert not result.amplified(word, "dpo_deconfounded"), result.summary()
+        naive_vs_fair = result.tests().query("word == @word and a == 'dpo_naive' and b == 'dpo_deconfounded'").iloc[0]
+        assert naive_vs_fair["difference"] < -0.1 and naive_vs_fair["pvalue"] < 0.01
