@@ -22,7 +22,8 @@ ALLOWED = {
     "train": {"models"},
     "runs": {"data", "causal", "models", "rewards", "train"},
     "evaluate": {"data", "causal", "models", "rewards", "train", "runs", "sim"},
-    "cli": {"data", "causal", "models", "rewards", "train", "runs", "evaluate", "sim"},
+    "audits": {"data", "causal", "models", "rewards", "train", "runs", "evaluate"},
+    "cli": {"data", "causal", "models", "rewards", "train", "runs", "evaluate", "sim", "audits"},
 }
 DATA_TABLES = {PACKAGE / "sim" / "corpus.py"}  # the simulation's word lists: long by nature
 MAX_LINES = 500

@@ -120,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
             from .models import init_distributed
             log.info("process group joined (%s backend)", init_distributed())
         set_threads(threads)
+        if str(folder.config().get("kind") or "").startswith("audit/"):  # an audit's run folder (deconfound.audits)
+            from . import audits
+            audits.run_audit_job(folder.path, resume=args.resume, stop=stop, write_status=main_process)
+            return 0
         runs.run_pipeline(folder.path, resume=args.resume, stop=stop, write_status=main_process)
         return 0
     except runs.cancelled_errors() as exc:

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from .. import paths
 from ..errors import DeconfoundError
-from . import causal_commands, data_commands, evaluate_commands, run_commands
+from . import audit_commands, causal_commands, data_commands, evaluate_commands, run_commands
 from .common import EXIT_USER_ERROR, Parser, UsageError
 
 log = logging.getLogger("deconfound")
-STEPS = (data_commands, causal_commands, run_commands, evaluate_commands)
+STEPS = (data_commands, causal_commands, run_commands, evaluate_commands, audit_commands)
 
 
 def build_parser() -> Parser:
