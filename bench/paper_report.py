@@ -62,16 +62,22 @@ def goal_checks(results: dict[str, ev.ComparisonResult]) -> list[dict]:
 def table1_markdown(scenario: str, result: ev.ComparisonResult) -> str:
     level = int(round(result.config["level"] * 100))
     paper = PAPER_TABLE1[scenario]
-    lines = [f"| model | n | sentiment [{level}% CI] | vs SFT | W | C | E | any team | paper sent. | paper W/C/E (of 3,000) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    fluency = any(m.perplexity is not None for m in result.models.values())
+    extra = " perplexity | cut off |" if fluency else ""
+    lines = [f"| model | n | sentiment [{level}% CI] | vs SFT | W | C | E | any team | words | repetition | empty |"
+             f"{extra} paper sent. | paper W/C/E (of 3,000) |",
+             "|" + "---|" * (12 + (2 if fluency else 0))]
     for m in result.models.values():
         p = m.pvalues.get("quality")
         sig = "—" if p is None else f"p={p:.2g}{ev.stars(p)}"
         cells = " | ".join(f"{m.marker_counts[g]} ({m.marker_rates[g]:.1%}){ev.stars(m.marker_pvalues.get(g))}"
                            for g in REGIONS if g in m.marker_counts)
         ref = paper.get(m.name)
+        flu = (f" {_f(m.perplexity)} | {'—' if m.cut_off_share is None else f'{m.cut_off_share:.1%}'} |"
+               if fluency else "")
         lines.append(f"| {m.label} | {m.n} | {m.quality_mean:.3f} [{m.quality_ci[0]:.3f}, {m.quality_ci[1]:.3f}] | "
-                     f"{sig} | {cells} | {m.any_marker_rate:.1%} | {f'{ref[0]:.3f}' if ref else '—'} | "
+                     f"{sig} | {cells} | {m.any_marker_rate:.1%} | {m.length_mean:.1f} | {m.repetition_mean:.3f} | "
+                     f"{(m.empty_share or 0):.1%} |{flu} {f'{ref[0]:.3f}' if ref else '—'} | "
                      f"{'/'.join(map(str, ref[1:])) if ref else '—'} |")
     return "\n".join(lines)
 

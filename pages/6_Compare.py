@@ -93,8 +93,10 @@ for group in result.marker_groups:
 shown["length"] = table["length"].round(1)
 shown["distinct-2"] = table["distinct_2"].round(3)
 shown["repetition"] = table["repetition"].round(3)
-if table["perplexity"].notna().any():  # fluency, measured for runs on tables without a truth column
+shown["empty"] = table["empty_share"].map(lambda v: f"{v:.1%}")
+if table["perplexity"].notna().any():  # fluency, measured for runs whose base model is pretrained
     shown["perplexity (base model)"] = table["perplexity"].round(1)
+    shown["cut off"] = table["cut_off_share"].map(lambda v: "—" if v is None or v != v else f"{v:.1%}")
 st.dataframe(shown, hide_index=True, width="stretch")
 st.caption(f"Quality = {result.scorer_label}. Stars mark a difference from SFT (* p<0.05, ** p<0.01, "
            "*** p<0.001). Marker columns count generations that name the group. Distinct-2: share of word pairs "

@@ -295,3 +295,26 @@ def test_paper_goal_checks_of_the_bench(run):
     assert any("below 0.9" in n for n in notes) and notes[-1] == "Scale of this run: a test scale."
     gain_note = next(n for n in notes if n.startswith("Entangled scenario"))
     assert "ODIN (two heads): deconfounded is +0.0% above it" in gain_note and "(paper -0.542)" in gain_note
+
+
+def test_fluency_columns_count_empty_and_cut_off_generations(tmp_path):
+    """Known shares: empty texts are counted from the generations; cut-off ones and perplexities from the
+    run's fluency.csv (prompt_id, model, seed, perplexity, tokens, cut_off)."""
+    run = make_run(tmp_path / "run", n=100, seeds=(0,))
+    generations = pd.read_csv(run / "generations.csv", keep_default_na=False)
+    sft = generations["model"] == "sft"
+    generations.loc[sft & (generations["prompt_id"] < 10), "text"] = ""          # 10 of 100 SFT texts empty
+    generations.to_csv(run / "generations.csv", index=False)
+    fluency = generations[["prompt_id", "model", "seed"]].assign(
+        perplexity=np.where(generations["model"] == "rl_naive", 40.0, 20.0), tokens=12,
+        cut_off=(generations["model"] == "rl_naive") & (generations["prompt_id"] < 25))  # 25 of 100 cut off
+    (run / "evaluator").mkdir()
+    fluency.to_csv(run / "evaluator" / "fluency.csv", index=False)
+    result = ev.compare(run)
+    assert result.models["sft"].empty_share == pytest.approx(0.10)
+    assert result.models["rl_naive"].empty_share == 0.0
+    assert result.models["rl_naive"].cut_off_share == pytest.approx(0.25)
+    assert result.models["sft"].cut_off_share == 0.0
+    assert result.models["rl_naive"].perplexity == pytest.approx(40.0)
+    assert result.to_dict()["models"]["rl_naive"]["cut_off_share"] == pytest.approx(0.25)
+    assert "cut off" in result.summary()

@@ -90,6 +90,8 @@ class ModelMetrics:
     # fluency: perplexity under the base model (geometric mean over texts), where the run measured it
     perplexity: float | None = None
     perplexity_ci: list[float] | None = None
+    empty_share: float | None = None    # generations with no text at all
+    cut_off_share: float | None = None  # generations that reached the token limit (where the run counted tokens)
     pvalues: dict[str, float | None] = field(default_factory=dict)  # vs the reference: quality, length, ...
     marker_pvalues: dict[str, float | None] = field(default_factory=dict)
     seed_tests: dict[str, dict] = field(default_factory=dict)  # across seeds (App. B), when several
@@ -145,7 +147,8 @@ class ComparisonResult:
                 row[f"{group}_rate"] = m.marker_rates[group]
                 row[f"{group}_p"] = m.marker_pvalues.get(group)
             row.update(length=m.length_mean, length_p=m.pvalues.get("length"), distinct_1=m.distinct_1,
-                       distinct_2=m.distinct_2, repetition=m.repetition_mean, perplexity=m.perplexity)
+                       distinct_2=m.distinct_2, repetition=m.repetition_mean, perplexity=m.perplexity,
+                       empty_share=m.empty_share, cut_off_share=m.cut_off_share)
             rows.append(row)
         return pd.DataFrame(rows)
 
@@ -161,7 +164,7 @@ class ComparisonResult:
         fluency = any(m.perplexity is not None for m in self.models.values())
         head = (f"{'model':40s} {'n':>6s} {'quality':>8s} {f'{pct}% CI':>17s} {'':3s}"
                 + "".join(f" {g[:8]:>8s}" for g in groups) + f" {'length':>7s} {'dist-2':>7s} {'repeat':>7s}"
-                + (f" {'perplexity':>9s}" if fluency else ""))
+                + (f" {'perplexity':>9s} {'cut off':>7s}" if fluency else ""))
         lines = [self.conclusion(), "", f"quality = {self.scorer_label}; marker columns = generations naming "
                  f"the group (count); stars = difference from {self.reference or 'the reference'} "
                  "(* p<0.05, ** p<0.01, *** p<0.001)", head, "-" * len(head)]
@@ -171,7 +174,7 @@ class ComparisonResult:
                 f" {stars(finite(m.pvalues.get('quality'))):3s}"
                 + "".join(f" {str(m.marker_counts[g]) + stars(finite(m.marker_pvalues.get(g))):>8s}" for g in groups)
                 + f" {m.length_mean:7.1f} {_fmt(m.distinct_2, 7, 3)} {m.repetition_mean:7.3f}"
-                + (f" {_fmt(m.perplexity, 9, 1)}" if fluency else ""))
+                + (f" {_fmt(m.perplexity, 9, 1)} {_fmt(m.cut_off_share, 7, 3)}" if fluency else ""))
         if self.reward_truth_corr:
             lines += ["", "reward–truth correlation (Pearson):", f"{'reward method':40s} {'train':>7s} {'valid':>7s}"]
             for method, corr in self.reward_truth_corr.items():
@@ -285,6 +288,7 @@ def score_generations(generations: pd.DataFrame, scorer: Callable, patterns: dic
         "quality": np.asarray(scorer(generations["text"].tolist(), contexts), dtype=float),
         "length": [len(w) for w in words],
         "repetition": [repetition_rate(w) for w in words],
+        "empty": generations["text"].astype(str).str.strip().eq("").to_numpy(),
     })
     hits = marker_hits(generations["text"].tolist(), patterns)
     for group in patterns:
@@ -294,6 +298,8 @@ def score_generations(generations: pd.DataFrame, scorer: Callable, patterns: dic
         merged = generations[keys].astype(str).merge(fluency.astype({k: str for k in keys}).drop_duplicates(keys),
                                                      on=keys, how="left")
         scores["log_perplexity"] = np.log(pd.to_numeric(merged["perplexity"], errors="coerce").to_numpy(dtype=float))
+        if "cut_off" in merged:
+            scores["cut_off"] = merged["cut_off"].astype(str).str.lower().isin(["true", "1"]).to_numpy()
     scores["_tokens"] = words
     return scores
 
@@ -362,6 +368,8 @@ def _model_metrics(name: str, frame: pd.DataFrame, reps: dict, groups: list[str]
         marker_ci={g: ci(g) for g in groups},
         marker_counts={g: int(frame[g].sum()) for g in groups},
         any_marker_rate=float(frame[groups].any(axis=1).mean()) if groups else None,
+        empty_share=float(frame["empty"].mean()) if "empty" in frame else None,
+        cut_off_share=float(frame["cut_off"].mean()) if "cut_off" in frame else None,
     )
     if "log_perplexity" in reps:
         logs = frame["log_perplexity"].to_numpy(dtype=float)

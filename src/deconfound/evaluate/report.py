@@ -106,9 +106,11 @@ def table1_html(result: ComparisonResult) -> str:
     """Table 1 as HTML: quality with CI and stars, marker counts/rates with stars, length, diversity."""
     level = int(round(result.config.get("level", 0.95) * 100))
     groups = list(result.marker_groups)
+    fluency = any(m.perplexity is not None for m in result.models.values())
     head = ("<tr><th class='l'>model</th><th>n</th><th>quality</th>"
             f"<th>{level}% CI</th>" + "".join(f"<th>{html.escape(g)}</th>" for g in groups)
-            + "<th>length</th><th>distinct-2</th><th>repetition</th></tr>")
+            + "<th>length</th><th>distinct-2</th><th>repetition</th><th>empty</th>"
+            + ("<th>perplexity</th><th>cut off</th>" if fluency else "") + "</tr>")
     rows = []
     for m in result.models.values():
         cells = [f"<td class='l'>{html.escape(m.label)}</td>", f"<td>{m.n:,}</td>",
@@ -117,12 +119,21 @@ def table1_html(result: ComparisonResult) -> str:
         cells += [f"<td>{m.marker_counts[g]:,} ({m.marker_rates[g]:.1%}){_stars_html(m.marker_pvalues.get(g))}</td>"
                   for g in groups]
         cells += [f"<td>{m.length_mean:.1f}{_stars_html(m.pvalues.get('length'))}</td>",
-                  f"<td>{number_text(m.distinct_2)}</td>", f"<td>{m.repetition_mean:.3f}</td>"]
+                  f"<td>{number_text(m.distinct_2)}</td>", f"<td>{m.repetition_mean:.3f}</td>",
+                  f"<td>{_share(m.empty_share)}</td>"]
+        if fluency:
+            cells += [f"<td>{number_text(m.perplexity, 1)}</td>", f"<td>{_share(m.cut_off_share)}</td>"]
         rows.append("<tr>" + "".join(cells) + "</tr>")
     note = (f"<p class='meta'>Stars: difference from {html.escape(result.reference or 'the reference')} "
             "(* p&lt;0.05, ** p&lt;0.01, *** p&lt;0.001; Welch t-test for means, two-proportion test for "
-            "marker rates). Marker columns: generations naming the group (share).</p>")
+            "marker rates). Marker columns: generations naming the group (share). Empty: generations with no text; "
+            "perplexity: of the generations under the run's pretrained base model (lower = more fluent); cut off: "
+            "generations that reached the token limit.</p>")
     return f"<table>{head}{''.join(rows)}</table>{note}"
+
+
+def _share(value) -> str:
+    return "—" if value is None else f"{value:.1%}"
 
 
 def table2_html(result: ComparisonResult) -> str:

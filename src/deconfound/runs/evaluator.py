@@ -62,18 +62,24 @@ def train_run_evaluator(run_dir, progress=None) -> dict:
 
 
 def write_fluency(run_dir) -> Path | None:
-    """Perplexity of every generation under the run's base model, into RUN_DIR/evaluator/fluency.csv (None when
-    the run has no generations or no base model)."""
-    from ..models import perplexity
-    folder, _, _, _, stages = _run(run_dir)
+    """Fluency of every generation under the run's base model, into RUN_DIR/evaluator/fluency.csv: its perplexity,
+    its tokens and whether it reached the run's token limit (cut off). None when the run has no generations or
+    no base model, or its base was built from scratch (a random model's perplexity says nothing)."""
+    from ..models import load_generator, perplexity, pick_device
+    folder, config, _, _, stages = _run(run_dir)
     base = (stages.get("base") or {}).get("model_path")
-    if not base or not folder.generations_path.is_file():
+    if not base or not folder.generations_path.is_file() or config.model.name.strip().lower() == "tiny":
         return None
     generations = pd.read_csv(folder.generations_path, keep_default_na=False)
-    values = perplexity(resolve_in(folder.path, base), generations["text"].astype(str).tolist())
+    texts = generations["text"].astype(str).tolist()
+    model, tokenizer = load_generator(resolve_in(folder.path, base), device=pick_device()[0])
+    values = perplexity(None, texts, model=model, tokenizer=tokenizer)
+    tokens = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
     out = folder.path / EVALUATOR_DIR / "fluency.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
-    frame = generations[["prompt_id", "model", "seed"]].assign(perplexity=values)
+    # A headline re-tokenised can come out a token shorter than it was generated: one token of slack.
+    frame = generations[["prompt_id", "model", "seed"]].assign(
+        perplexity=values, tokens=tokens, cut_off=[n >= config.gen_max_new_tokens - 1 for n in tokens])
     tmp = out.with_name(".fluency.csv.tmp")
     frame.to_csv(tmp, index=False)
     tmp.replace(out)
@@ -125,8 +131,9 @@ def marker_groups_for(data: pd.DataFrame, roles) -> tuple[dict[str, list[str]], 
 def build_evaluator(run_dir, progress=None) -> dict:
     """Everything `evaluate` reads for a run without a truth column: the evaluator, fluency and marker groups."""
     summary = train_run_evaluator(run_dir, progress=progress)
+    existing = Path(run_dir) / EVALUATOR_DIR / "fluency.csv"  # the pipeline's fluency stage may have written it
     try:
-        fluency = write_fluency(run_dir)
+        fluency = existing if existing.is_file() else write_fluency(run_dir)
     except Exception as exc:  # fluency is a column beside quality: never lose the evaluator for it
         log.warning("fluency (perplexity under the base model) not computed: %s", exc)
         fluency = None

@@ -27,8 +27,8 @@ from .jobs import ACTIVE_STATES
 from .processes import process_start_time
 from .progress import RunProgress
 from .stages import (check_columns, feature_cache, RunState, eval_prompts, load_run_data, plan_stages, stage_base,
-                     stage_dpo, stage_dpo_pairs, stage_estimate, stage_evaluator, stage_generate, stage_reward, stage_rl,
-                     stage_sft, write_samples)
+                     stage_dpo, stage_dpo_pairs, stage_estimate, stage_evaluator, stage_fluency, stage_generate,
+                     stage_reward, stage_rl, stage_sft, write_samples)
 from .trained import resolve_in
 
 log = logging.getLogger(__name__)
@@ -186,6 +186,8 @@ def run_pipeline(run_dir, progress=None, resume: bool = False, stop=None, write_
     if not main:
         log.info("process rank %d finished its part of the run", _rank())
         return {}
+    if config.model.name.strip().lower() != "tiny":  # a model built from scratch: its perplexity says nothing
+        stage("fluency", stage_fluency, main_only=True)
     if not config.role_set.truth:  # no truth to judge by: an independent evaluator, fluency, default markers
         stage("evaluator", stage_evaluator, main_only=True)
     summary = run_summary(run, time.monotonic() - started)

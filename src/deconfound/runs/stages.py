@@ -130,8 +130,12 @@ def plan_stages(config: TrainConfig, n_eval: int | None = None) -> dict[str, flo
             plan[f"dpo/{method}"] = steps(config.dpo, 500) * cost["dpo"] + 5
     models = 1 + int(config.run_sft) + len(config.methods) * (1 + int(config.run_dpo))
     plan["generate"] = models * (n_eval or config.n_eval_prompts) * len(config.gen_seeds) * cost["gen"] + 2 * models
+    if config.model.name.strip().lower() != "tiny":  # perplexity under the pretrained base: one forward per text
+        plan["fluency"] = models * (n_eval or config.n_eval_prompts) * len(config.gen_seeds) * cost["gen"] / 4
     if not config.role_set.truth:
-        plan["evaluator"] = REWARD_COST.get("minilm", 30.0) + models * (n_eval or config.n_eval_prompts) * cost["gen"] / 4
+        plan["evaluator"] = REWARD_COST.get("minilm", 30.0)
+        if "fluency" not in plan:
+            plan["evaluator"] += models * (n_eval or config.n_eval_prompts) * cost["gen"] / 4
     plan["summary"] = 1.0
     return plan
 
@@ -333,6 +337,14 @@ def stage_generate(run: RunState) -> dict:
         frame.to_csv(tmp, index=False)
         os.replace(tmp, run.folder.generations_path)
     return {"rows": len(frame), "models": list(models), "prompts": len(prompts)}
+
+
+def stage_fluency(run: RunState) -> dict:
+    """How fluent every model stays: each generation's perplexity under the run's pretrained base model, its tokens
+    and whether it was cut off at the token limit (evaluator/fluency.csv; Compare shows them beside quality)."""
+    from .evaluator import write_fluency
+    path = write_fluency(run.folder.path)
+    return {"fluency": run.relative(path) if path else None}
 
 
 def stage_evaluator(run: RunState) -> dict:

@@ -45,6 +45,29 @@ def _device_args(settings) -> dict:
             "ddp_find_unused_parameters": False}
 
 
+def _score_completions_only() -> None:
+    """On a CPU, make trl's fused log-prob head score only the completion tokens, as it does on GPUs.
+
+    trl 1.16 scores every position of the sequence (the prompt included) unless Triton runs, so that tile shapes
+    stay fixed for compilers (Neuron); a CPU compiles nothing. Its LM head runs in float32 there, over the whole
+    49k vocabulary, forward and again in backward: on SmolLM2 with a 71-token prompt and 14-token headlines this
+    took about 8 of an 18 s GRPO step (bench/results/training.md). Only the name trl's LM head reads is changed;
+    the kernels keep their own device check."""
+    try:
+        from trl.trainer import utils as trl_utils
+    except ImportError:
+        return
+    original = getattr(trl_utils, "_use_triton", None)
+    if original is None or getattr(original, "_deconfound", False):
+        return
+
+    def compact_on_cpu(device):
+        return device.type == "cpu" or original(device)
+
+    compact_on_cpu._deconfound = True
+    trl_utils._use_triton = compact_on_cpu
+
+
 def _common_args(settings, checkpoint_dir: Path, warmup: float = 0.0) -> dict:
     """The TrainingArguments every trainer's config shares: steps, learning rate, checkpoints, seeds, device."""
     return dict(output_dir=str(checkpoint_dir), max_steps=settings.max_steps, num_train_epochs=settings.epochs,
@@ -57,6 +80,7 @@ def _common_args(settings, checkpoint_dir: Path, warmup: float = 0.0) -> dict:
 def _start(model_path, out_dir, checkpoint_dir, resume: bool) -> tuple[Path, Path, Path, str | None]:
     """A stage's folders: (full start model, out_dir, checkpoint_dir (default out_dir/checkpoints), the
     checkpoint to resume from or None)."""
+    _score_completions_only()
     out_dir = Path(out_dir)
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else out_dir / "checkpoints"
     resume_from = _prepare_checkpoints(checkpoint_dir, resume)
