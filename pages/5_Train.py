@@ -14,6 +14,7 @@ import streamlit as st
 from deconfound import evaluate, runs
 from deconfound.presets import PRESETS
 from deconfound.rewards import METHODS, REWARD_METHODS, usable_methods
+from deconfound.train.settings import RL_ALGORITHMS
 from ui.common import get_store, page_setup, tagged_table_or_stop, training_blocked, user_errors
 
 page_setup("5 · Train", "🏋️")
@@ -42,6 +43,13 @@ with left:
     run_dpo = st.checkbox("Also train DPO models", key="train_dpo",
                           help="A second way to fine-tune: pairs of the model's own texts, the better one by each "
                                "reward, train it directly (no RL). Adds one model per method.")
+    preset_algorithm = PRESETS[preset].rl.get("algorithm", "grpo")
+    algorithm = st.selectbox(
+        "RL algorithm", list(RL_ALGORITHMS), index=list(RL_ALGORITHMS).index(preset_algorithm),
+        key=f"train_algorithm_{preset}",  # one choice per preset: each preset starts from its own default
+        format_func=lambda a: a.replace("_", " ") + (" (this size's default)" if a == preset_algorithm else ""),
+        help="How the generator learns from a reward. " + " ".join(
+            f"**{a.replace('_', ' ')}**: {text}." for a, text in RL_ALGORITHMS.items()))
 with right:
     usable = usable_methods(roles)
     # The choice survives reruns, page switches (session) and reloads (the URL); a first visit starts from the
@@ -68,7 +76,7 @@ if blocked:  # the same sentence the Roles page shows (data.training_blockers)
     st.warning(blocked)
 else:
     overrides = runs.env_overrides()  # tests and demos shrink runs through $DECONFOUND_TRAIN_OVERRIDES
-    overrides.update({"methods": methods, "run_dpo": run_dpo})
+    overrides.update({"methods": methods, "run_dpo": run_dpo, "rl.algorithm": algorithm})
     if model.strip():
         overrides["model.name"] = model.strip()
     with user_errors("Preparing the settings"):

@@ -15,9 +15,7 @@ from ..errors import DeconfoundError
 from ..models import PromptStyle, build_messages, load_generator
 from .callbacks import REWARD_STATS_FILE, GuardedReward, _Guards, _make_progress_callback
 from .plumbing import _common_args, _lora, _plain_list, _quiet, _require_columns, _start, _train_save_finish
-from .settings import RLSettings, TrainingSummary
-
-RL_ALGORITHMS = ("grpo", "rloo", "sample_rank")
+from .settings import RL_ALGORITHMS, RLSettings, TrainingSummary
 
 
 def rl_config(settings: RLSettings, checkpoint_dir: Path):

@@ -101,6 +101,17 @@ class SFTSettings(_Settings):
     save_steps: int = field(default=20, metadata={"help": "checkpoint every N steps (resume)"})
 
 
+# The RL algorithms, each with the sentence the Train page and `--help` show (one home; `rl.run_rl` dispatches).
+RL_ALGORITHMS = {
+    "grpo": "GRPO (trl): samples a group of texts per prompt each step and moves towards the better ones; "
+            "the paper's algorithm, best on a GPU",
+    "rloo": "RLOO (trl): like GRPO with a leave-one-out baseline",
+    "sample_rank": "sample and rank: samples texts in a few rounds, ranks them by the reward and trains on "
+                   "best-vs-worst pairs (DPO); about half GRPO's time per step on a CPU "
+                   "(bench/results/rl_algorithms.md)",
+}
+
+
 @dataclass
 class RLSettings(_PolicySettings):
     """RL with a reward callable (trl GRPO or RLOO), KL-anchored to the starting (SFT) model."""
