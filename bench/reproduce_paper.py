@@ -112,6 +112,27 @@ def run_generations(run_dir: Path, share_from: Path | None) -> pd.DataFrame:
     return pd.concat([shared, frame[~frame["model"].isin(SHARED_MODELS)]], ignore_index=True)
 
 
+def run_fluency(run_dir: Path, share_from: Path | None) -> pd.DataFrame | None:
+    """A run's fluency rows (perplexity, tokens, cut off); with `share_from`, the shared models' rows come from that
+    run, and this run's own texts are scored again under that run's pretrained base (this run started from its SFT
+    model, so its own fluency stage measured perplexity under the SFT model: not comparable)."""
+    if share_from is None:
+        return runs.fluency_frame(run_dir)
+    shared = runs.fluency_frame(share_from)
+    if shared is None:
+        return None
+    base = json.loads((share_from / "stages.json").read_text())
+    base = next((s.get("model_path") for s in base if s.get("stage") == "base"), None)
+    out = run_dir / "evaluator" / "fluency_under_shared_base.csv"
+    if base and not out.is_file():
+        runs.write_fluency(run_dir, reference=runs.resolve_in(share_from, base), out=out)
+    own = runs.fluency_frame(run_dir) if not out.is_file() else pd.read_csv(out)
+    if own is None:
+        return None
+    return pd.concat([shared[shared["model"].isin(SHARED_MODELS)], own[~own["model"].isin(SHARED_MODELS)]],
+                     ignore_index=True)
+
+
 def run_correlations(run_dir: Path, share_from: Path | None) -> dict:
     corr = ev.reward_truth_correlations(run_dir)
     if share_from is not None:
@@ -124,12 +145,16 @@ def evaluate(run_dirs: list[Path], n_boot: int, shared: list[Path | None] | None
     """One comparison over every seed's run: generations pooled (seed = run seed × 1000 + generation
     seed, so the across-seed tests apply), reward correlations averaged over the runs."""
     shared = shared or [None] * len(run_dirs)
-    frames = []
+    frames, fluency = [], []
     for run_dir, share_from in zip(run_dirs, shared):
-        frame = run_generations(run_dir, share_from)
+        frame, measured = run_generations(run_dir, share_from), run_fluency(run_dir, share_from)
         run_seed = json.loads((run_dir / "config.json").read_text()).get("seed", 0)
-        frames.append(frame.assign(seed=frame["seed"] + 1000 * int(run_seed)) if len(run_dirs) > 1 else frame)
-    result = ev.compare(run_dirs[0], ev.EvalConfig(n_boot=n_boot), generations=pd.concat(frames, ignore_index=True))
+        pooled = len(run_dirs) > 1  # seeds renumbered per run, in the fluency rows alike
+        frames.append(frame.assign(seed=frame["seed"] + 1000 * int(run_seed)) if pooled else frame)
+        if measured is not None:
+            fluency.append(measured.assign(seed=measured["seed"] + 1000 * int(run_seed)) if pooled else measured)
+    result = ev.compare(run_dirs[0], ev.EvalConfig(n_boot=n_boot), generations=pd.concat(frames, ignore_index=True),
+                        fluency=pd.concat(fluency, ignore_index=True) if fluency else None)
     corr = [run_correlations(r, s) for r, s in zip(run_dirs, shared)]
     methods = sorted({m for c in corr for m in c}, key=lambda m: ev.model_sort_key("rl_" + m))
     result.reward_truth_corr = {m: {split: _mean([c.get(m, {}).get(split) for c in corr]) for split in ("train", "valid")}

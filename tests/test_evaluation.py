@@ -318,3 +318,20 @@ def test_fluency_columns_count_empty_and_cut_off_generations(tmp_path):
     assert result.models["rl_naive"].perplexity == pytest.approx(40.0)
     assert result.to_dict()["models"]["rl_naive"]["cut_off_share"] == pytest.approx(0.25)
     assert "cut off" in result.summary()
+
+
+def test_fluency_passed_in_covers_pooled_models_and_unmeasured_ones_show_none(tmp_path):
+    """`compare(fluency=...)` replaces the run's fluency.csv (pooled runs scored under one reference model); a
+    model those rows do not cover has no perplexity and no cut-off share (unknown, not 'never cut off')."""
+    run = make_run(tmp_path / "run", n=50, seeds=(0,))
+    generations = pd.read_csv(run / "generations.csv", keep_default_na=False)
+    (run / "evaluator").mkdir()
+    generations[["prompt_id", "model", "seed"]].assign(perplexity=99.0, tokens=5, cut_off=True).to_csv(
+        run / "evaluator" / "fluency.csv", index=False)  # the run's own file: overridden below
+    covered = generations[generations["model"] != "sft"]
+    pooled = covered[["prompt_id", "model", "seed"]].assign(
+        perplexity=30.0, tokens=8, cut_off=covered["prompt_id"] < 10)  # 10 of 50 cut off
+    result = ev.compare(run, fluency=pooled)
+    assert result.models["sft"].perplexity is None and result.models["sft"].cut_off_share is None
+    assert result.models["rl_naive"].perplexity == pytest.approx(30.0)
+    assert result.models["rl_naive"].cut_off_share == pytest.approx(0.2)

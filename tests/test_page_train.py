@@ -106,3 +106,15 @@ def test_methods_choice_survives_reruns_and_reloads(page):
     reloaded.run()
     assert not reloaded.exception, [e.value for e in reloaded.exception]
     assert reloaded.multiselect(key="train_methods").value == ["naive", "deconfounded"]
+
+
+def test_rl_algorithm_starts_from_the_presets_default_and_reaches_the_config(page):
+    """The cpu preset samples and ranks by default (bench/results/rl_algorithms.md); GRPO stays a choice, and the
+    choice is the run's rl.algorithm (what `--config` would repeat)."""
+    at = page
+    assert at.selectbox(key="train_algorithm_smoke").value == "grpo"
+    at.radio(key="train_preset").set_value("cpu").run()
+    assert at.selectbox(key="train_algorithm_cpu").value == "sample_rank"
+    at.selectbox(key="train_algorithm_cpu").set_value("grpo").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("RL grpo" in t.value for t in at.text), [t.value for t in at.text]

@@ -191,3 +191,15 @@ def test_read_prompts(tmp_path):
     pd.DataFrame({"abstract": ["a"]}).to_csv(csv, index=False)
     with pytest.raises(DeconfoundError, match="context"):
         runs.read_prompts(csv)
+
+
+def test_cpu_plan_prices_the_chosen_rl_algorithm_and_reused_embeddings(sim_store):
+    """The first ETA prices each RL step by the algorithm it runs (measured per-unit costs of the preset), and the
+    reward models after the first reuse its sentence embeddings."""
+    config = runs.preset_config("cpu", "sim", store=sim_store, methods="naive,deconfounded")
+    assert config.rl.algorithm == "sample_rank"
+    plan = runs.plan_stages(config)
+    grpo = runs.plan_stages(runs.apply_overrides(config, {"rl.algorithm": "grpo"}))
+    assert grpo["rl/naive"] > plan["rl/naive"]
+    assert plan["rewards/deconfounded"] < plan["rewards/naive"]
+    assert "fluency" in plan  # a pretrained base: perplexity of every model's headlines

@@ -77,7 +77,10 @@ PRESETS: dict[str, Preset] = {
     ),
     "cpu": Preset(
         name="cpu", label="Laptop demo", model="smollm2-135m",
-        expected="SmolLM2-135M with LoRA; roughly an hour or two on a laptop CPU for all methods",
+        # Measured by `bench/reproduce_paper.py --size cpu` (bench/results/paper_cpu.md, 2026-12-02, 2 cores).
+        expected="SmolLM2-135M-Instruct with LoRA; measured 36 minutes for all seven reward methods on 2 CPU cores "
+                 "(SFT 2.5 min, about 3 min of RL per method, 10 min of generations); about 15 minutes for two "
+                 "methods",
         reward_backbone="minilm",  # the paper's Upworthy set-up: sentence embeddings + an L2 head
         sft=dict(
             use_lora=True,           # an instruct model: a short LoRA SFT adapts the style
@@ -103,10 +106,11 @@ PRESETS: dict[str, Preset] = {
             rounds=3,                # sample_rank: 3 rounds of 8 DPO steps
         ),
         dpo=dict(use_lora=True, learning_rate=5e-5, max_steps=30, batch_size=4, max_length=160, save_steps=10),
-        # Measured on 2 AMD EPYC cores in bf16 (bench/results/rl_algorithms.md, 2026-12-02): seconds per SFT step,
-        # per GRPO/RLOO step ("rl") and per sample_rank step (its sampling included), per generated headline
-        # (model loading included), and to prepare the base model. DPO's is an estimate (not yet measured).
-        cost={"sft": 5.0, "rl": 13.5, "sample_rank": 7.3, "dpo": 4.0, "gen": 0.22, "base": 20.0},
+        # Measured on 2 AMD EPYC cores in bf16 (bench/results/rl_algorithms.md and paper_cpu.md, 2026-12-02): seconds
+        # per SFT step (5.0 and 3.7 in two runs), per GRPO/RLOO step ("rl") and per sample_rank step (its sampling
+        # included), per generated headline (model loading included), and to prepare the base model. DPO's is an
+        # estimate (not measured with SmolLM2). The first ETA of the paper_cpu run was 7% above its real duration.
+        cost={"sft": 4.3, "rl": 13.5, "sample_rank": 7.3, "dpo": 4.0, "gen": 0.22, "base": 20.0},
     ),
     "gpu": Preset(
         name="gpu", label="Paper scale", model="smollm2-135m",

@@ -299,15 +299,18 @@ def score_generations(generations: pd.DataFrame, scorer: Callable, patterns: dic
                                                      on=keys, how="left")
         scores["log_perplexity"] = np.log(pd.to_numeric(merged["perplexity"], errors="coerce").to_numpy(dtype=float))
         if "cut_off" in merged:
-            scores["cut_off"] = merged["cut_off"].astype(str).str.lower().isin(["true", "1"]).to_numpy()
+            # NaN where this text was not measured (a model the fluency rows do not cover), never "not cut off"
+            cut = merged["cut_off"].astype(str).str.lower()
+            scores["cut_off"] = np.where(cut.isin(["true", "1"]), 1.0, np.where(cut.isin(["false", "0"]), 0.0, np.nan))
     scores["_tokens"] = words
     return scores
 
 
 def compare(run_dir: str | Path, config: EvalConfig | None = None, scorer: Callable | None = None,
-            generations: pd.DataFrame | None = None) -> ComparisonResult:
+            generations: pd.DataFrame | None = None, fluency: pd.DataFrame | None = None) -> ComparisonResult:
     """Evaluate every model of a run (see the module docstring). `scorer(texts, contexts)` overrides
-    `config.scorer`; `generations` overrides the run's generations.csv (e.g. several runs pooled)."""
+    `config.scorer`; `generations` overrides the run's generations.csv (e.g. several runs pooled), `fluency` its
+    evaluator/fluency.csv (the pooled runs' perplexities, all under one reference model)."""
     config = config or EvalConfig()
     run_dir = Path(run_dir)
     if config.scorer is None:
@@ -318,7 +321,7 @@ def compare(run_dir: str | Path, config: EvalConfig | None = None, scorer: Calla
     patterns = compile_markers(groups)
     score_fn = scorer or quality_scorer(config.scorer, run_dir)
     from ..runs import fluency_frame  # the perplexities the run measured (tables without a truth column)
-    scores = score_generations(generations, score_fn, patterns, fluency_frame(run_dir))
+    scores = score_generations(generations, score_fn, patterns, fluency_frame(run_dir) if fluency is None else fluency)
     names = sorted(scores["model"].unique(), key=model_sort_key)
     reference = config.reference if config.reference in names else None
     per_model = {name: scores[scores["model"] == name].reset_index(drop=True) for name in names}
@@ -369,7 +372,8 @@ def _model_metrics(name: str, frame: pd.DataFrame, reps: dict, groups: list[str]
         marker_counts={g: int(frame[g].sum()) for g in groups},
         any_marker_rate=float(frame[groups].any(axis=1).mean()) if groups else None,
         empty_share=float(frame["empty"].mean()) if "empty" in frame else None,
-        cut_off_share=float(frame["cut_off"].mean()) if "cut_off" in frame else None,
+        cut_off_share=(float(np.nanmean(frame["cut_off"])) if "cut_off" in frame and frame["cut_off"].notna().any()
+                       else None),
     )
     if "log_perplexity" in reps:
         logs = frame["log_perplexity"].to_numpy(dtype=float)

@@ -22,5 +22,5 @@ from .progress import RunProgress
 from .runner import cancelled_errors, drop_incomplete_checkpoints, run_pipeline
 from .stages import eval_prompts, load_run_data, plan_stages
 from .evaluator import (EVALUATOR_DIR, build_evaluator, default_marker_groups, evaluator_summary, fluency_frame,
-                        marker_groups_for, needs_evaluator)
+                        marker_groups_for, needs_evaluator, write_fluency)
 from .trained import generate_for_run, generate_frame, read_prompts, resolve_in, run_models

@@ -61,13 +61,15 @@ def train_run_evaluator(run_dir, progress=None) -> dict:
     return summary
 
 
-def write_fluency(run_dir) -> Path | None:
+def write_fluency(run_dir, reference=None, out=None) -> Path | None:
     """Fluency of every generation under the run's base model, into RUN_DIR/evaluator/fluency.csv: its perplexity,
     its tokens and whether it reached the run's token limit (cut off). None when the run has no generations or
-    no base model, or its base was built from scratch (a random model's perplexity says nothing)."""
+    no base model, or its base was built from scratch (a random model's perplexity says nothing).
+    `reference` (a model folder) scores under another model instead, e.g. the pretrained model of a run that
+    started from an earlier run's SFT model, so that several runs' perplexities compare; `out` writes elsewhere."""
     from ..models import load_generator, perplexity, pick_device
     folder, config, _, _, stages = _run(run_dir)
-    base = (stages.get("base") or {}).get("model_path")
+    base = str(reference) if reference else (stages.get("base") or {}).get("model_path")
     if not base or not folder.generations_path.is_file() or config.model.name.strip().lower() == "tiny":
         return None
     generations = pd.read_csv(folder.generations_path, keep_default_na=False)
@@ -75,7 +77,7 @@ def write_fluency(run_dir) -> Path | None:
     model, tokenizer = load_generator(resolve_in(folder.path, base), device=pick_device()[0])
     values = perplexity(None, texts, model=model, tokenizer=tokenizer)
     tokens = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
-    out = folder.path / EVALUATOR_DIR / "fluency.csv"
+    out = Path(out) if out else folder.path / EVALUATOR_DIR / "fluency.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
     # A headline re-tokenised can come out a token shorter than it was generated: one token of slack.
     frame = generations[["prompt_id", "model", "seed"]].assign(
