@@ -301,7 +301,8 @@ def score_generations(generations: pd.DataFrame, scorer: Callable, patterns: dic
         if "cut_off" in merged:
             # NaN where this text was not measured (a model the fluency rows do not cover), never "not cut off"
             cut = merged["cut_off"].astype(str).str.lower()
-            scores["cut_off"] = np.where(cut.isin(["true", "1"]), 1.0, np.where(cut.isin(["false", "0"]), 0.0, np.nan))
+            scores["cut_off"] = np.where(cut.isin(["true", "1", "1.0"]), 1.0,
+                                        np.where(cut.isin(["false", "0", "0.0"]), 0.0, np.nan))
     scores["_tokens"] = words
     return scores
 
