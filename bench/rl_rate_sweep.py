@@ -1,7 +1,9 @@
 #!/usr/bin/env python
-"""How strong should RL be at the smoke scale? A sweep of the RL learning rate on the entangled scenario.
+"""How strong should RL be at a preset's scale? A sweep of the RL learning rate on the entangled scenario.
 
     python bench/rl_rate_sweep.py --start-from RUN_DIR --rates 3e-4 5e-4 1e-3 --steps 40
+    python bench/rl_rate_sweep.py --size cpu --start-from CPU_RUN_DIR --rates 5e-4 --steps 24
+        --methods oracle,deconfounded
     python bench/rl_rate_sweep.py --summarize DIR [DIR ...]      # tables from sweep runs already made
 
 Every rate trains the same reward methods (oracle, naive, ODIN, deconfounded) with GRPO from the SFT model of
@@ -36,15 +38,16 @@ METHODS = ["oracle", "naive", "odin", "deconfounded"]
 SAMPLES = 4  # generations shown per model
 
 
-def run_rate(rate: float, steps: int, start_from: Path, workdir: Path, rows: int, data_seed: int) -> Path:
-    """One pipeline job: RL at `rate` for `steps` steps per method from `start_from`'s SFT model."""
+def run_rate(rate: float, steps: int, start_from: Path, workdir: Path, rows: int, data_seed: int,
+             size: str = "smoke", methods: list[str] | None = None) -> Path:
+    """One pipeline job: RL at `rate` for `steps` steps per method from `start_from`'s SFT model (preset `size`)."""
     store = Store(workdir / "bench.duckdb")
     if not store.exists("demo_entangled"):
         store.ingest_frame(simulate(SimulationConfig(scenario="entangled", n=rows, seed=data_seed)), "demo_entangled")
         store.save_roles("demo_entangled", DEMO_ROLES)
-    overrides = rp.size_overrides("smoke", 0, None) | rp.shared_overrides(start_from) | {
-        "methods": METHODS, "rl.learning_rate": rate, "rl.max_steps": steps}
-    config = preset_config("smoke", "demo_entangled", store=store, overrides=overrides)
+    overrides = rp.size_overrides(size, 0, None) | rp.shared_overrides(start_from) | {
+        "methods": methods or METHODS, "rl.learning_rate": rate, "rl.max_steps": steps}
+    config = preset_config(size, "demo_entangled", store=store, overrides=overrides)
     return rp.run_job(config, store, workdir, f"lr {rate:g}")
 
 
@@ -63,7 +66,7 @@ def summarize_run(run_dir: Path, n_boot: int) -> dict:
             "distinct_2": round(m.distinct_2, 4), "any_team": round(m.any_marker_rate or 0.0, 4),
             "samples": texts.tolist()}
     return {"run_dir": str(run_dir), "learning_rate": config["rl"]["learning_rate"],
-            "steps": config["rl"]["max_steps"], "models": models}
+            "steps": config["rl"]["max_steps"], "algorithm": config["rl"].get("algorithm", "grpo"), "models": models}
 
 
 def fluent(model: dict, sft: dict) -> bool:
@@ -82,16 +85,19 @@ def usable_rate(runs: list[dict]) -> float | None:
     return max(usable) if usable else None
 
 
-def write_results(runs: list[dict], command: str, out_dir: Path) -> Path:
+def write_results(runs: list[dict], command: str, out_dir: Path, size: str = "smoke") -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
-    payload = {"command": command, "commit": rp.git_commit(), "machine": rp.machine_info(), "runs": runs}
-    (out_dir / "rl_rate_sweep.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    lines = ["# RL learning rate at the smoke scale (entangled scenario)", "", f"`{command}`", "",
+    stem = "rl_rate_sweep" if size == "smoke" else f"rl_rate_sweep_{size}"  # the smoke sweep keeps its file
+    payload = {"command": command, "commit": rp.git_commit(), "machine": rp.machine_info(), "runs": runs,
+               "size": size}
+    (out_dir / f"{stem}.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    lines = [f"# RL learning rate at the {size} scale (entangled scenario)", "", f"`{command}`", "",
              f"- commit `{payload['commit'].get('commit')}`; machine {payload['machine'].get('processor')}, "
              f"{payload['machine'].get('cpu_count')} cores", "- runs: " + ", ".join(f"`{r['run_dir']}`" for r in
                                                                    sorted(runs, key=lambda r: r["learning_rate"])),
              "- each run starts from the same SFT model "
-             "(`sft` row); GRPO, 4 prompts × 4 samples per step, KL β 0.05; 300 held-out prompts", "",
+             f"(`sft` row); the {size} preset's RL ({runs[0].get('algorithm', 'grpo')}), 4 prompts × 4 samples per "
+             "step, KL β 0.05; 300 held-out prompts", "",
              "| lr | steps | model | sentiment [95% CI] | length | repetition | distinct-2 | any team |",
              "|---|---|---|---|---|---|---|---|"]
     for run in sorted(runs, key=lambda r: r["learning_rate"]):
@@ -104,21 +110,21 @@ def write_results(runs: list[dict], command: str, out_dir: Path) -> Path:
               "distinct-2 ≥ 90% of SFT's) and the oracle-reward model's interval lies above SFT's. Highest usable "
               f"rate: **{best:g}**." if best else "No rate was usable by that rule."]
     payload["usable_rate"] = best
-    (out_dir / "rl_rate_sweep.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    (out_dir / f"{stem}.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     lines += ["", "## Generations (the first prompts)", ""]
     for run in sorted(runs, key=lambda r: r["learning_rate"]):
         lines += [f"### lr {run['learning_rate']:g}", ""]
         for name, m in run["models"].items():
             lines += [f"- **{name}**: " + " · ".join(t.replace("|", "/") for t in m["samples"])]
         lines.append("")
-    md_path = out_dir / "rl_rate_sweep.md"
+    md_path = out_dir / f"{stem}.md"
     md_path.write_text("\n".join(lines), encoding="utf-8")
     return md_path
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--start-from", help="a smoke run folder of bench/reproduce_paper.py (its SFT model)")
+    parser.add_argument("--start-from", help="a run folder of bench/reproduce_paper.py at --size (its SFT model)")
     parser.add_argument("--rates", nargs="+", type=float, default=[1e-4, 2e-4, 3e-4, 5e-4])
     parser.add_argument("--steps", type=int, default=40, help="RL steps per method")
     parser.add_argument("--workdir", default=None, help="folder of the sweep's runs (default: a temp folder)")
@@ -127,6 +133,10 @@ def main(argv=None) -> int:
     parser.add_argument("--data-seed", type=int, default=7)
     parser.add_argument("--n-boot", type=int, default=500)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    parser.add_argument("--size", choices=("smoke", "cpu"), default="smoke",
+                        help="the preset whose RL is swept (cpu: SmolLM2 with its default RL algorithm); results go "
+                             "to rl_rate_sweep.md (smoke) or rl_rate_sweep_<size>.md")
+    parser.add_argument("--methods", default=",".join(METHODS), help="reward methods per rate (comma-separated)")
     args = parser.parse_args(argv)
     command = "python bench/rl_rate_sweep.py " + " ".join(argv or sys.argv[1:])
     if args.summarize:
@@ -140,9 +150,10 @@ def main(argv=None) -> int:
         run_dirs = []
         for rate in args.rates:
             t0 = time.monotonic()
-            run_dirs.append(run_rate(rate, args.steps, Path(args.start_from), workdir, args.rows, args.data_seed))
+            run_dirs.append(run_rate(rate, args.steps, Path(args.start_from), workdir, args.rows, args.data_seed,
+                                     args.size, args.methods.split(",")))
             print(f"[lr {rate:g}] {time.monotonic() - t0:.0f} s", flush=True)
-    md_path = write_results([summarize_run(p, args.n_boot) for p in run_dirs], command, Path(args.out))
+    md_path = write_results([summarize_run(p, args.n_boot) for p in run_dirs], command, Path(args.out), args.size)
     print(f"wrote {md_path}")
     return 0
 
