@@ -118,16 +118,14 @@ def run_fluency(run_dir: Path, share_from: Path | None) -> pd.DataFrame | None:
     model, so its own fluency stage measured perplexity under the SFT model: not comparable)."""
     if share_from is None:
         return runs.fluency_frame(run_dir)
-    shared = runs.fluency_frame(share_from)
-    if shared is None:
+    shared, base = runs.fluency_frame(share_from), runs.run_models(share_from).get("base")
+    if shared is None or base is None:
         return None
-    base = json.loads((share_from / "stages.json").read_text())
-    base = next((s.get("model_path") for s in base if s.get("stage") == "base"), None)
-    out = run_dir / "evaluator" / "fluency_under_shared_base.csv"
-    if base and not out.is_file():
-        runs.write_fluency(run_dir, reference=runs.resolve_in(share_from, base), out=out)
-    own = runs.fluency_frame(run_dir) if not out.is_file() else pd.read_csv(out)
-    if own is None:
+    out = run_dir / runs.EVALUATOR_DIR / "fluency_under_shared_base.csv"
+    if not out.is_file():
+        runs.write_fluency(run_dir, reference=base, out=out)
+    own = runs.fluency_frame(run_dir, out)
+    if own is None:  # the run has no generations (write_fluency wrote nothing)
         return None
     return pd.concat([shared[shared["model"].isin(SHARED_MODELS)], own[~own["model"].isin(SHARED_MODELS)]],
                      ignore_index=True)

@@ -150,7 +150,7 @@ PRESETS: dict[str, Preset] = {
 }
 PRESET_NAMES = tuple(PRESETS)
 # Seconds to train one reward model per backbone (2 CPU cores): progress weights and the first ETA only.
-# The first reward model of a run embeds the texts (MiniLM: 15 s measured for 20k rows); the methods after it reuse
-# those embeddings (REUSED_EMBEDDINGS_SHARE of it).
+# The first reward model of a run featurises the texts (MiniLM: 15 s measured for 20k rows); with a frozen backbone
+# the methods after it reuse those features (REUSED_EMBEDDINGS_SHARE of its cost).
 REWARD_COST = {"tfidf": 2.0, "minilm": 15.0, "generator": 60.0, "finetune": 120.0}
 REUSED_EMBEDDINGS_SHARE = 0.1

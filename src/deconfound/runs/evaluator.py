@@ -149,9 +149,10 @@ def evaluator_summary(run_dir) -> dict | None:
     return summary if isinstance(summary, dict) else None
 
 
-def fluency_frame(run_dir) -> pd.DataFrame | None:
-    """fluency.csv of the run (prompt_id, model, seed, perplexity), or None."""
-    path = Path(run_dir) / EVALUATOR_DIR / "fluency.csv"
+def fluency_frame(run_dir, path=None) -> pd.DataFrame | None:
+    """fluency.csv of the run (prompt_id, model, seed, perplexity), or None; `path` reads another fluency file
+    (e.g. one `write_fluency(out=...)` wrote under another reference model)."""
+    path = Path(path) if path else Path(run_dir) / EVALUATOR_DIR / "fluency.csv"
     if not path.is_file():
         return None
     frame = pd.read_csv(path)

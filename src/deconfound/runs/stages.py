@@ -20,7 +20,7 @@ from ..data import Roles, prompt_columns, prompt_mode, prompt_texts
 from ..errors import DeconfoundError, NotFoundError
 from ..jsonio import read_json, write_json_atomic
 from ..presets import POLICY_MODEL, PRESETS, REUSED_EMBEDDINGS_SHARE, REWARD_COST
-from ..rewards import METHODS, REWARD_METHODS, RewardColumns
+from ..rewards import FROZEN_BACKBONES, METHODS, REWARD_METHODS, RewardColumns
 from .config import TrainConfig
 from .folder import RunFolder
 from .progress import RunProgress
@@ -119,10 +119,10 @@ def plan_stages(config: TrainConfig, n_eval: int | None = None) -> dict[str, flo
             else (3.0 if config.estimator == "iv" else 30.0), "base": cost.get("base", 5.0)}
     if config.run_sft:
         plan["sft"] = steps(config.sft, 1000) * cost["sft"] + 5
+    reward_cost = REWARD_COST.get(config.reward.backbone, 30.0)
+    shared_features = config.reward.backbone in FROZEN_BACKBONES  # later methods reuse the first's features
     for i, method in enumerate(config.methods):
-        reward_cost = REWARD_COST.get(config.reward.backbone, 30.0)
-        embeds = config.reward.backbone in ("minilm", "generator")  # later methods reuse the first's embeddings
-        plan[f"rewards/{method}"] = reward_cost * (REUSED_EMBEDDINGS_SHARE if i and embeds else 1.0)
+        plan[f"rewards/{method}"] = reward_cost * (REUSED_EMBEDDINGS_SHARE if i and shared_features else 1.0)
     rl_cost = cost.get(config.rl.algorithm, cost["rl"])  # a sample_rank step costs other than a GRPO step
     for method in config.methods:
         plan[f"rl/{method}"] = steps(config.rl, 1000) * rl_cost + 5

@@ -101,7 +101,7 @@ class SFTSettings(_Settings):
     save_steps: int = field(default=20, metadata={"help": "checkpoint every N steps (resume)"})
 
 
-# The RL algorithms, each with the sentence the Train page and `--help` show (one home; `rl.run_rl` dispatches).
+# The RL algorithms, each with the sentence the Train page shows (one home; `rl.run_rl` dispatches on the key).
 RL_ALGORITHMS = {
     "grpo": "GRPO (trl): samples a group of texts per prompt each step and moves towards the better ones; "
             "the paper's algorithm, best on a GPU",
